@@ -1,0 +1,749 @@
+//! The controller process: watch, leader election, the reconcile loop, shutdown.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, ReconcileReason, ReconcileRequest};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, applier, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::object::{FluxObject, FluxStatus};
+use super::reconciler::{Context, Reconciler};
+use super::schedule::{Backoff, Failure, Requeue, RequeuePolicy, jitter_draw};
+use super::status;
+use super::trigger::trigger_hash;
+use crate::api::meta::{FINALIZER, requested_at};
+use crate::conditions::Stamp;
+use crate::error::ReconcileError;
+use crate::events::{EventRecorder, EventSeverity};
+use crate::flags::{LeaderElectionArgs, ObservabilityArgs, RuntimeArgs};
+use crate::leader::{LeaderElectionError, LeaderElector, always_leader, default_identity};
+use crate::metrics::Metrics;
+use crate::observability::{self, Readiness, ServeError};
+
+/// Environment variable naming the controller's own namespace (as in Flux).
+pub const RUNTIME_NAMESPACE_ENV: &str = "RUNTIME_NAMESPACE";
+
+/// Default bound on finishing in-flight reconciles after a shutdown signal.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a controller runs: its name and the shared flag groups.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// The controller's name, e.g. `greeter-controller`: field manager of its status writes,
+    /// `reportingController` of its events, and prefix of its leader election Lease
+    /// (`<name>-leader-election`).
+    pub name: String,
+    /// `--concurrent`, retry delays, jitter, and which objects are watched.
+    pub runtime: RuntimeArgs,
+    /// `--enable-leader-election` and its timings.
+    pub leader_election: LeaderElectionArgs,
+    /// `--metrics-addr`, `--health-addr`, `--events-addr`.
+    pub observability: ObservabilityArgs,
+    /// How long to wait before retrying an object that waits on a dependency
+    /// (Flux's `--requeue-dependency`, default 30s).
+    pub dependency_requeue: Duration,
+    /// The controller's own namespace (for `--watch-all-namespaces=false` and the Lease).
+    /// `None` reads `$RUNTIME_NAMESPACE`, then the service account's namespace, then the
+    /// kubeconfig's default namespace.
+    pub namespace: Option<String>,
+    /// Bound on finishing in-flight reconciles after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+}
+
+impl ControllerOptions {
+    /// Options with Flux's defaults for the controller `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            runtime: RuntimeArgs::default(),
+            leader_election: LeaderElectionArgs::default(),
+            observability: ObservabilityArgs::default(),
+            dependency_requeue: Duration::from_secs(30),
+            namespace: None,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+
+    fn requeue_policy(&self) -> RequeuePolicy {
+        RequeuePolicy {
+            jitter_percent: f64::from(self.runtime.interval_jitter_percentage),
+            min_retry_delay: self.runtime.min_retry_delay,
+            max_retry_delay: self.runtime.max_retry_delay,
+            dependency_requeue: self.dependency_requeue,
+        }
+    }
+}
+
+/// Why a controller stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The metrics or health endpoints could not be served.
+    #[error("cannot serve the metrics and health endpoints")]
+    Serve(#[source] ServeError),
+    /// Leader election could not start or this replica lost the lease.
+    #[error("leader election failed")]
+    LeaderElection(#[source] LeaderElectionError),
+    /// The signal handlers could not be installed.
+    #[error("cannot install the SIGTERM/SIGINT handlers")]
+    Signals(#[source] std::io::Error),
+}
+
+/// An error of the runtime's own API calls around a reconcile (finalizer, status write).
+#[derive(Debug, thiserror::Error)]
+enum ObjectError {
+    #[error("cannot add the finalizer")]
+    AddFinalizer(#[source] kube::Error),
+    #[error("cannot remove the finalizer")]
+    RemoveFinalizer(#[source] kube::Error),
+    #[error("cannot serialize the status")]
+    Serialize(#[source] serde_json::Error),
+    #[error("cannot write the status")]
+    WriteStatus(#[source] kube::Error),
+}
+
+/// A controller for one kind, built on [`Reconciler`]. See the [module docs](super).
+pub struct Controller<R: Reconciler> {
+    reconciler: Arc<R>,
+    options: ControllerOptions,
+    metrics: Metrics,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+}
+
+impl<R: Reconciler> std::fmt::Debug for Controller<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Reconciler> Controller<R> {
+    /// A controller running `reconciler` with `options`.
+    pub fn new(reconciler: R, options: ControllerOptions) -> Self {
+        Self {
+            reconciler: Arc::new(reconciler),
+            options,
+            metrics: Metrics::new(),
+            readiness: Readiness::new(),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Uses `metrics` (which may hold the controller's own metrics) instead of a fresh registry.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// A token that stops the controller gracefully when cancelled, like SIGTERM does.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The readiness handle served on `/readyz` (ready once the watch has listed the objects).
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Runs until SIGTERM/SIGINT (or the [`shutdown_token`](Self::shutdown_token)), then
+    /// finishes in-flight reconciles (bounded by `shutdown_timeout`), hands leadership over,
+    /// flushes events and stops the endpoints.
+    ///
+    /// # Errors
+    /// Returns an error when the endpoints cannot be bound, when leader election cannot start,
+    /// or when this replica loses the lease (the process should then exit, as Flux does).
+    pub async fn run(self, client: Client) -> Result<(), RuntimeError> {
+        let Self {
+            reconciler,
+            options,
+            metrics,
+            readiness,
+            shutdown,
+        } = self;
+        spawn_signal_handler(shutdown.clone()).map_err(RuntimeError::Signals)?;
+
+        let servers_token = CancellationToken::new();
+        let servers = observability::serve(
+            &options.observability,
+            metrics.clone(),
+            readiness.clone(),
+            servers_token.clone(),
+        )
+        .await
+        .map_err(RuntimeError::Serve)?;
+        tracing::info!(
+            metrics = %servers.metrics_addr(),
+            health = %servers.health_addr(),
+            "serving metrics and health endpoints"
+        );
+
+        let own_namespace = own_namespace(&options, &client);
+        let recorder = EventRecorder::new(
+            client.clone(),
+            options.name.clone(),
+            options.observability.events_addr.clone(),
+        );
+
+        // Leader election: every replica watches (so a standby is ready and takes over with a
+        // warm cache), only the leader reconciles.
+        let election_token = CancellationToken::new();
+        let (leading, election) = if options.leader_election.enable_leader_election {
+            let elector = LeaderElector::new(
+                client.clone(),
+                &own_namespace,
+                &format!("{}-leader-election", options.name),
+                default_identity(),
+                (&options.leader_election).into(),
+            )
+            .map_err(RuntimeError::LeaderElection)?;
+            let leading = elector.subscribe();
+            (
+                leading,
+                Some(tokio::spawn(elector.run(election_token.clone()))),
+            )
+        } else {
+            (always_leader(), None)
+        };
+
+        let api: Api<R::Object> = if options.runtime.watch_all_namespaces {
+            Api::all(client.clone())
+        } else {
+            Api::namespaced(client.clone(), &own_namespace)
+        };
+        let mut watch_config = watcher::Config::default();
+        if !options.runtime.watch_label_selector.is_empty() {
+            watch_config = watch_config.labels(&options.runtime.watch_label_selector);
+        }
+        let kind = R::Object::kind(&()).into_owned();
+        tracing::info!(
+            %kind,
+            namespace = if options.runtime.watch_all_namespaces { "*" } else { own_namespace.as_str() },
+            selector = %options.runtime.watch_label_selector,
+            concurrency = options.runtime.concurrent,
+            "starting controller"
+        );
+
+        let shared = Arc::new(Shared {
+            reconciler,
+            client: client.clone(),
+            name: options.name.clone().into(),
+            kind,
+            recorder: recorder.clone(),
+            metrics,
+            policy: options.requeue_policy(),
+            backoff: Backoff::new(
+                options.runtime.min_retry_delay,
+                options.runtime.max_retry_delay,
+            ),
+        });
+
+        let (writer_store, writer) = reflector::store();
+        let (queue_tx, queue_rx) = mpsc::channel::<ReconcileRequest<R::Object>>(1024);
+        let stop_queue = CancellationToken::new();
+        let driver = tokio::spawn(drive_watch::<R::Object>(
+            api,
+            watch_config,
+            writer,
+            writer_store.clone(),
+            queue_tx,
+            leading.clone(),
+            stop_queue.clone(),
+            readiness.clone(),
+        ));
+
+        let concurrency = u16::try_from(options.runtime.concurrent.max(1)).unwrap_or(u16::MAX);
+        let queue = tokio_stream_from(queue_rx).map(Ok::<_, Infallible>);
+        let reconciles = applier(
+            {
+                let shared = shared.clone();
+                move |obj: Arc<R::Object>, _ctx: Arc<()>| {
+                    let shared = shared.clone();
+                    Box::pin(async move {
+                        match tokio::spawn(reconcile_object(obj, shared)).await {
+                            Ok(result) => result,
+                            Err(join) => Err(JoinFailed(join.to_string())),
+                        }
+                    })
+                }
+            },
+            {
+                let shared = shared.clone();
+                move |obj: Arc<R::Object>, err: &JoinFailed, _ctx: Arc<()>| {
+                    let key = object_key(obj.as_ref());
+                    tracing::error!(object = %key, error = %err, "reconcile task failed");
+                    Action::requeue(shared.backoff.next_delay(&key))
+                }
+            },
+            Arc::new(()),
+            writer_store,
+            queue,
+            kube::runtime::controller::Config::default().concurrency(concurrency),
+        )
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                match err {
+                    kube::runtime::controller::Error::ObjectNotFound(_) => {
+                        tracing::debug!(error = %err, "object is gone")
+                    }
+                    err => tracing::warn!(error = &err as &dyn std::error::Error, "controller"),
+                }
+            }
+        });
+        let mut reconciles = std::pin::pin!(reconciles);
+
+        // Run until shutdown or lost leadership.
+        let mut leading_watch = leading.clone();
+        let lost = async move {
+            // Lost means: we led, and now we do not. A closed channel without that sequence
+            // (leader election disabled) never resolves.
+            let led = leading_watch.wait_for(|&l| l).await.is_ok();
+            if !(led && leading_watch.wait_for(|&l| !l).await.is_ok()) {
+                std::future::pending::<()>().await;
+            }
+        };
+        let mut result = Ok(());
+        tokio::select! {
+            () = &mut reconciles => {}
+            () = shutdown.cancelled() => {
+                tracing::info!("shutdown requested; finishing in-flight reconciles");
+            }
+            () = lost => {
+                tracing::error!("leadership lost; stopping reconciles");
+            }
+        }
+        readiness.set_ready(false);
+        stop_queue.cancel();
+        if tokio::time::timeout(options.shutdown_timeout, &mut reconciles)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout = ?options.shutdown_timeout,
+                "in-flight reconciles did not finish in time; stopping anyway"
+            );
+        }
+        let _ = driver.await;
+
+        // Hand leadership over only once nothing reconciles any more.
+        election_token.cancel();
+        if let Some(election) = election {
+            match election.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => result = Err(RuntimeError::LeaderElection(err)),
+                Err(join) => tracing::error!(error = %join, "leader election task failed"),
+            }
+        }
+        if tokio::time::timeout(Duration::from_secs(5), recorder.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("events were still being delivered at shutdown");
+        }
+        servers_token.cancel();
+        if let Err(err) = servers.wait().await {
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "endpoint server error"
+            );
+        }
+        tracing::info!("controller stopped");
+        result
+    }
+}
+
+/// A reconcile task that panicked or was cancelled.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct JoinFailed(String);
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Everything a reconcile task needs, shared by all of them.
+struct Shared<R: Reconciler> {
+    reconciler: Arc<R>,
+    client: Client,
+    name: Arc<str>,
+    kind: String,
+    recorder: EventRecorder,
+    metrics: Metrics,
+    policy: RequeuePolicy,
+    backoff: Backoff,
+}
+
+/// Keeps the store in sync with the API server and forwards objects to reconcile to the
+/// queue while this replica leads.
+#[allow(clippy::too_many_arguments)]
+async fn drive_watch<K: FluxObject>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+    store: Store<K>,
+    queue: mpsc::Sender<ReconcileRequest<K>>,
+    mut leading: watch::Receiver<bool>,
+    stop: CancellationToken,
+    readiness: Readiness,
+) {
+    let stream = watcher(api, config)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash::<K>, Default::default());
+    let mut stream = std::pin::pin!(stream);
+    {
+        let store = store.clone();
+        let readiness = readiness.clone();
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_ok() {
+                tracing::info!("watch is running: objects listed");
+                readiness.set_ready(true);
+            }
+        });
+    }
+    let request = |obj: &K| ReconcileRequest {
+        obj_ref: ObjectRef::from_obj(obj),
+        reason: ReconcileReason::ObjectUpdated,
+    };
+    let mut was_leading = *leading.borrow_and_update();
+    let mut elector_alive = true;
+    loop {
+        let changed = async {
+            if elector_alive {
+                leading.changed().await.is_ok()
+            } else {
+                std::future::pending().await
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => break,
+            alive = changed => {
+                if !alive {
+                    // The elector is gone (or was never there); keep the last state.
+                    elector_alive = false;
+                    continue;
+                }
+                let now_leading = *leading.borrow_and_update();
+                if now_leading && !was_leading {
+                    tracing::info!("leading: reconciling every watched object");
+                    for obj in store.state() {
+                        if queue.send(request(obj.as_ref())).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                was_leading = now_leading;
+            }
+            item = stream.next() => match item {
+                Some(Ok(obj)) => {
+                    if was_leading && queue.send(request(&obj)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(error = &err as &dyn std::error::Error, "watch error; retrying");
+                }
+                None => break,
+            },
+        }
+    }
+}
+
+fn object_key<K: Resource>(obj: &K) -> String {
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+fn has_finalizer<K: Resource>(obj: &K) -> bool {
+    obj.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// One reconcile of one object, with the runtime's steps around the reconciler.
+async fn reconcile_object<R: Reconciler>(
+    obj: Arc<R::Object>,
+    shared: Arc<Shared<R>>,
+) -> Result<Action, JoinFailed> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = %shared.kind,
+        namespace = %namespace,
+        name = %name,
+        revision = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let key = object_key(obj.as_ref());
+    let result = run_steps(obj.as_ref(), &shared, span.clone())
+        .instrument(span.clone())
+        .await;
+    let elapsed = started.elapsed();
+    let action = span.in_scope(|| match result {
+        Ok((action, ok)) => {
+            shared
+                .metrics
+                .observe_reconcile(&shared.kind, &namespace, &name, elapsed, ok);
+            action
+        }
+        Err(err) => {
+            shared
+                .metrics
+                .observe_reconcile(&shared.kind, &namespace, &name, elapsed, false);
+            let delay = shared.backoff.next_delay(&key);
+            tracing::error!(
+                error = &err as &dyn std::error::Error,
+                retry_in = ?delay,
+                "reconcile failed"
+            );
+            Action::requeue(delay)
+        }
+    });
+    Ok(action)
+}
+
+/// The reconcile shape: deletion, finalizer, suspend, Reconciling, the reconciler, status,
+/// event, requeue. Returns the requeue action and whether the reconcile succeeded.
+async fn run_steps<R: Reconciler>(
+    obj: &R::Object,
+    shared: &Shared<R>,
+    span: tracing::Span,
+) -> Result<(Action, bool), ObjectError> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let key = object_key(obj);
+    let api: Api<R::Object> = Api::namespaced(shared.client.clone(), &namespace);
+    let ctx = Context::new(shared.client.clone(), shared.name.clone(), span);
+
+    if obj.meta().deletion_timestamp.is_some() {
+        if !has_finalizer(obj) {
+            return Ok((Action::await_change(), true));
+        }
+        if obj.suspended() {
+            tracing::info!("object is suspended; removing the finalizer without cleanup");
+        } else if let Err(err) = shared.reconciler.cleanup(obj, &ctx).await {
+            tracing::error!(
+                reason = err.reason(),
+                error = %err.detailed_message(),
+                "cleanup failed; keeping the finalizer"
+            );
+            let requeue = failure_requeue(shared, obj, &key, &err);
+            return Ok((requeue, false));
+        }
+        remove_finalizer(&api, obj)
+            .await
+            .map_err(ObjectError::RemoveFinalizer)?;
+        shared.backoff.reset(&key);
+        shared
+            .metrics
+            .forget_object(&shared.kind, &namespace, &name);
+        tracing::info!("finalizer removed; object can be deleted");
+        return Ok((Action::await_change(), true));
+    }
+
+    if !has_finalizer(obj) {
+        add_finalizer(&api, obj)
+            .await
+            .map_err(ObjectError::AddFinalizer)?;
+    }
+
+    if obj.suspended() {
+        tracing::info!("reconciliation is suspended for this object");
+        shared.backoff.reset(&key);
+        return Ok((Action::await_change(), true));
+    }
+
+    let previous = obj.status().cloned().unwrap_or_default();
+    let mut working = previous.clone();
+    let stamp = Stamp::new(Time(jiff::Timestamp::now()), obj.meta().generation);
+    status::begin(&mut working, &stamp);
+    tracing::debug!("reconciling");
+    let result = shared.reconciler.reconcile(obj, &mut working, &ctx).await;
+    status::finish(
+        &mut working,
+        &stamp,
+        requested_at(obj.meta()),
+        result.as_ref(),
+        R::NEGATIVE_POLARITY,
+    );
+
+    if working != previous {
+        let body = status::apply_body(obj, &working).map_err(ObjectError::Serialize)?;
+        let params = PatchParams::apply(&shared.name).force();
+        match api.patch_status(&name, &params, &Patch::Apply(&body)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(resp)) if resp.code == 404 => {
+                tracing::debug!("object is gone; status not written");
+                return Ok((Action::await_change(), true));
+            }
+            Err(err) => return Err(ObjectError::WriteStatus(err)),
+        }
+    }
+
+    let ready_changed =
+        status::ready_view(previous.conditions()) != status::ready_view(working.conditions());
+    let mut metadata = BTreeMap::new();
+    if let Some(revision) = ctx.revision() {
+        metadata.insert("revision".to_owned(), revision);
+    }
+    let object_ref = obj.object_ref(&());
+    match &result {
+        Ok(outcome) => {
+            tracing::info!(message = %outcome.message(), "reconciliation succeeded");
+            if ready_changed || outcome.force_event {
+                shared.recorder.publish(
+                    &object_ref,
+                    EventSeverity::Info,
+                    outcome.reason(),
+                    outcome.message(),
+                    metadata,
+                );
+            }
+            shared.backoff.reset(&key);
+            let interval = outcome.requeue_after.unwrap_or_else(|| obj.interval());
+            let requeue = shared.policy.after_success(interval, jitter_draw());
+            Ok((to_action(requeue), true))
+        }
+        Err(err) => {
+            let message = err.detailed_message();
+            tracing::error!(
+                class = %err.class(),
+                reason = err.reason(),
+                error = %message,
+                "reconciliation failed"
+            );
+            if ready_changed {
+                shared.recorder.publish(
+                    &object_ref,
+                    err.severity(),
+                    err.reason(),
+                    &message,
+                    metadata,
+                );
+            }
+            Ok((failure_requeue(shared, obj, &key, err), false))
+        }
+    }
+}
+
+fn failure_requeue<R: Reconciler>(
+    shared: &Shared<R>,
+    obj: &R::Object,
+    key: &str,
+    err: &ReconcileError,
+) -> Action {
+    let backoff = if err.is_transient() {
+        shared.backoff.next_delay(key)
+    } else {
+        shared.backoff.reset(key);
+        shared.policy.min_retry_delay
+    };
+    let requeue = shared.policy.after_failure(
+        Failure {
+            class: err.class(),
+            retry_after: err.retry_delay(),
+        },
+        obj.retry_interval(),
+        backoff,
+    );
+    to_action(requeue)
+}
+
+fn to_action(requeue: Requeue) -> Action {
+    match requeue {
+        Requeue::After(delay) => Action::requeue(delay),
+        Requeue::OnChange => Action::await_change(),
+    }
+}
+
+/// Adds the finalizer with a merge patch guarded by the resource version.
+async fn add_finalizer<K: FluxObject>(api: &Api<K>, obj: &K) -> Result<(), kube::Error> {
+    let mut finalizers = obj.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_owned());
+    patch_finalizers(api, obj, finalizers).await
+}
+
+/// Removes the finalizer with a merge patch guarded by the resource version.
+async fn remove_finalizer<K: FluxObject>(api: &Api<K>, obj: &K) -> Result<(), kube::Error> {
+    let finalizers: Vec<String> = obj
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    match patch_finalizers(api, obj, finalizers).await {
+        Err(kube::Error::Api(resp)) if resp.code == 404 => Ok(()),
+        other => other,
+    }
+}
+
+async fn patch_finalizers<K: FluxObject>(
+    api: &Api<K>,
+    obj: &K,
+    finalizers: Vec<String>,
+) -> Result<(), kube::Error> {
+    let patch = json!({
+        "metadata": {
+            "resourceVersion": obj.resource_version(),
+            "finalizers": finalizers,
+        }
+    });
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// The controller's own namespace; see [`ControllerOptions::namespace`].
+fn own_namespace(options: &ControllerOptions, client: &Client) -> String {
+    if let Some(ns) = options.namespace.as_ref().filter(|ns| !ns.is_empty()) {
+        return ns.clone();
+    }
+    if let Ok(ns) = std::env::var(RUNTIME_NAMESPACE_ENV)
+        && !ns.is_empty()
+    {
+        return ns;
+    }
+    if let Ok(ns) =
+        std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        && !ns.trim().is_empty()
+    {
+        return ns.trim().to_owned();
+    }
+    client.default_namespace().to_owned()
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+fn spawn_signal_handler(token: CancellationToken) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("received SIGTERM"),
+            _ = int.recv() => tracing::info!("received SIGINT"),
+            () = token.cancelled() => return,
+        }
+        token.cancel();
+    });
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! One TLS stack for the whole process: rustls with the `ring` crypto provider.
+//!
+//! Every HTTPS client in a Ferroflux controller (kube, reqwest, and anything built on them)
+//! speaks TLS through rustls. rustls needs a *crypto provider* (the code that does the actual
+//! hashing, signing and key exchange), and it picks one in one of two ways: from its own
+//! crate features when exactly one provider is compiled in, or from a process-wide default
+//! that someone installed explicitly.
+//!
+//! Ferroflux builds reqwest with `rustls-no-provider`, so reqwest never chooses a provider
+//! itself: it uses the process default and fails to build a client when there is none. kube
+//! is built with `ring`. Installing ring as the process default once, early, means both (and
+//! any other rustls user in the same process) share one provider instead of compiling and
+//! mixing two, and no client creation depends on which library happened to initialise first.
+//!
+//! Call [`install_crypto_provider`] before creating any TLS client, or simply build HTTP
+//! clients from [`http_client_builder`], which does it for you.
+
+use std::sync::Once;
+use std::time::Duration;
+
+/// The `User-Agent` header every Ferroflux HTTP client sends: `ferroflux/<crate version>`.
+pub const USER_AGENT: &str = concat!("ferroflux/", env!("CARGO_PKG_VERSION"));
+
+/// How long [`http_client_builder`] waits for a TCP (and TLS) connection to be established.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`http_client_builder`] waits for *each* read on an open connection.
+///
+/// It is an inactivity timeout, reset after every successful read, so a slow but moving
+/// download of a large artifact is never cut off; a peer that stops sending is.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Installs rustls' `ring` crypto provider as the process-wide default.
+///
+/// Idempotent and thread-safe: call it from `main`, from library constructors and from tests
+/// as often as convenient; only the first call does any work. If a default provider was
+/// already installed by other code (possibly a different one), that provider is kept: the
+/// process has exactly one default either way, which is all clients need.
+pub fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // `Err` only means a default is already in place; that is the state we want.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A [`reqwest::ClientBuilder`] with Ferroflux's defaults, to share across the project.
+///
+/// It installs the crypto provider first ([`install_crypto_provider`]), and sets the
+/// [`USER_AGENT`], a [`CONNECT_TIMEOUT`] and a per-read [`READ_TIMEOUT`]. There is no
+/// overall request timeout, because artifact downloads may legitimately take long; add one
+/// with [`reqwest::ClientBuilder::timeout`] for short API calls.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_is_idempotent_across_threads() {
+        let handles: Vec<_> = (0..8)
+            .map(|_| std::thread::spawn(install_crypto_provider))
+            .collect();
+        for handle in handles {
+            handle.join().unwrap();
+        }
+        install_crypto_provider();
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+    }
+
+    #[test]
+    fn builder_produces_a_working_client() {
+        // Building fails when reqwest (built without a provider) finds no default provider.
+        http_client_builder().build().unwrap();
+        assert!(USER_AGENT.starts_with("ferroflux/"));
+    }
+}
