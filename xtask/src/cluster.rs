@@ -116,6 +116,13 @@ pub fn up(tier: Tier) -> Result<State> {
     }
     eprintln!("control plane started in {:.2}s", started.elapsed().as_secs_f64());
     let state = plane.detach();
-    std::fs::write(state_file(), serde_json::to_vec_pretty(&state)?)?;
+    save(&state)?;
     Ok(state)
+}
+
+/// Records the development control plane (and any process started next to it) for `down` and `env`.
+pub fn save(state: &State) -> Result<()> {
+    std::fs::create_dir_all(state_dir())?;
+    std::fs::write(state_file(), serde_json::to_vec_pretty(state)?)?;
+    Ok(())
 }

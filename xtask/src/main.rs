@@ -1,6 +1,8 @@
 //! `cargo xtask <task>`: project chores that need nothing beyond cargo (and Go, for the first control-plane build).
 
+mod bench;
 mod ci;
+mod demo;
 mod cluster;
 mod gen_crds;
 
@@ -21,6 +23,8 @@ enum Task {
         #[command(subcommand)]
         action: cluster::Action,
     },
+    /// Build, start the local control plane, run a controller, reconcile an object, show the result.
+    Demo,
     /// Build the control-plane binaries into the cache (done on demand otherwise).
     ControlPlane,
     /// Write config/crd/bases/*.yaml (and the examples' CRDs) from the Rust types.
@@ -35,6 +39,12 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Measure the warm start-up time of each control-plane tier.
+    BenchControlPlane {
+        /// Starts per tier.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// Formatting, clippy and generated files up to date.
     Lint,
     /// What CI runs: `lint`, then `test`.
@@ -45,6 +55,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.task {
         Task::Cluster { action } => cluster::run(action),
+        Task::Demo => demo::run(),
         Task::ControlPlane => {
             e2e::binaries::Binaries::ensure(e2e::binaries::Need::Full)?;
             println!("control-plane binaries ready in {}", e2e::binaries::bin_dir().display());
@@ -52,6 +63,7 @@ fn main() -> Result<()> {
         }
         Task::GenCrds { check } => gen_crds::run(check),
         Task::Test { args } => ci::test(&args),
+        Task::BenchControlPlane { runs } => bench::control_plane(runs),
         Task::Lint => ci::lint(),
         Task::Ci => {
             ci::lint()?;

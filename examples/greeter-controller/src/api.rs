@@ -106,7 +106,10 @@ impl Greeting {
     pub fn config_map_name(&self) -> String {
         match &self.spec.config_map_name {
             Some(name) if !name.is_empty() => name.clone(),
-            _ => format!("{}-greeting", self.metadata.name.as_deref().unwrap_or_default()),
+            _ => format!(
+                "{}-greeting",
+                self.metadata.name.as_deref().unwrap_or_default()
+            ),
         }
     }
 }
@@ -123,7 +126,10 @@ impl FluxObject for Greeting {
     }
 
     fn retry_interval(&self) -> Option<Duration> {
-        self.spec.retry_interval.as_ref().map(GoDuration::as_duration)
+        self.spec
+            .retry_interval
+            .as_ref()
+            .map(GoDuration::as_duration)
     }
 
     fn status(&self) -> Option<&GreetingStatus> {

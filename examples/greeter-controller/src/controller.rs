@@ -66,9 +66,9 @@ impl Reconciler for GreeterReconciler {
 
         // 3. Apply the ConfigMap, owned by the Greeting.
         let name = greeting.config_map_name();
-        let owner = greeting
-            .controller_owner_ref(&())
-            .ok_or_else(|| ReconcileError::stalled(INVALID_SPEC_REASON, "the Greeting has no uid"))?;
+        let owner = greeting.controller_owner_ref(&()).ok_or_else(|| {
+            ReconcileError::stalled(INVALID_SPEC_REASON, "the Greeting has no uid")
+        })?;
         let desired = json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -145,7 +145,10 @@ async fn delete_owned_config_map(
         .iter()
         .any(|owner| Some(&owner.uid) == uid.as_ref());
     if !owned {
-        tracing::info!(config_map = name, "not deleting a ConfigMap this Greeting does not own");
+        tracing::info!(
+            config_map = name,
+            "not deleting a ConfigMap this Greeting does not own"
+        );
         return Ok(());
     }
     match api.delete(name, &DeleteParams::default()).await {

@@ -1,7 +1,8 @@
 //! `greeter-controller`: turns Greetings into ConfigMaps. See the library docs.
 
-use std::path::PathBuf;
 use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use toolkit_sdk::api::GoDuration;
 use toolkit_sdk::flags::{LeaderElectionArgs, ObservabilityArgs, RuntimeArgs};
 use toolkit_sdk::runtime::ControllerOptions;
@@ -25,7 +26,7 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let args = Args::parse();
     toolkit_sdk::logging::init(&args.observability);
     let mut options = ControllerOptions::new(greeter_controller::CONTROLLER_NAME);
@@ -33,5 +34,12 @@ async fn main() -> anyhow::Result<()> {
     options.leader_election = args.leader_election;
     options.observability = args.observability;
     options.dependency_requeue = args.requeue_dependency.as_duration();
-    greeter_controller::run(options, args.kubeconfig.as_deref()).await
+    match greeter_controller::run(options, args.kubeconfig.as_deref()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // The whole cause chain on one line, without a backtrace.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -48,7 +48,10 @@ impl Env {
     }
 
     pub async fn create(&self, greeting: &Greeting) -> Result<Greeting> {
-        Ok(self.greetings.create(&PostParams::default(), greeting).await?)
+        Ok(self
+            .greetings
+            .create(&PostParams::default(), greeting)
+            .await?)
     }
 
     /// Merge-patches the Greeting (spec, metadata).
@@ -115,7 +118,10 @@ pub fn greeting(name: &str, message: &str) -> Greeting {
     }
 }
 
-pub fn condition<'a>(g: &'a Greeting, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+pub fn condition<'a>(
+    g: &'a Greeting,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     g.status
         .as_ref()
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
@@ -175,7 +181,10 @@ impl ControllerProcess {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", dir.path())
-            .env("RUST_LOG", "info,toolkit_sdk=debug,greeter_controller=debug")
+            .env(
+                "RUST_LOG",
+                "info,toolkit_sdk=debug,greeter_controller=debug",
+            )
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -259,7 +268,10 @@ impl ControllerProcess {
                 return Ok(status);
             }
             if Instant::now() > deadline {
-                bail!("controller still running after {timeout:?}:\n{}", self.log_tail(40));
+                bail!(
+                    "controller still running after {timeout:?}:\n{}",
+                    self.log_tail(40)
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -1,0 +1,135 @@
+//! `cargo xtask demo`: build, start the local control plane, run a controller as its own process,
+//! reconcile an object and show the result. It grows with the controllers: today it runs the example
+//! controller built on toolkit-sdk.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use e2e::control_plane::Tier;
+use e2e::process::{Lifetime, Managed, free_port};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, Patch, PatchParams};
+
+const NAMESPACE: &str = "ferroflux-demo";
+
+pub fn run() -> Result<()> {
+    let root = e2e::repo_root();
+    eprintln!("==> building the example controller");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--quiet", "--package", "greeter-controller", "--bin", "greeter-controller"])
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("building greeter-controller failed");
+    }
+    eprintln!("==> starting the local control plane (tier 2)");
+    let mut state = crate::cluster::up(Tier::Full)?;
+
+    eprintln!("==> starting greeter-controller as its own process");
+    let binary = cargo_target_dir(&root).join("debug/greeter-controller");
+    let log = state.data_dir.join("logs/greeter-controller.log");
+    let metrics_port = free_port()?;
+    let health_port = free_port()?;
+    let args = vec![
+        format!("--kubeconfig={}", state.kubeconfig.display()),
+        format!("--metrics-addr=127.0.0.1:{metrics_port}"),
+        format!("--health-addr=127.0.0.1:{health_port}"),
+        "--log-encoding=console".to_string(),
+    ];
+    let controller = Managed::start("greeter-controller", &binary, &args, &log, Lifetime::Detached)?;
+    state.pids.push(controller.detach());
+    crate::cluster::save(&state)?;
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(apply_and_wait(&state.kubeconfig))?;
+
+    eprintln!("\n==> what the controller did");
+    let kubectl = |args: &[&str]| -> Result<()> {
+        let status = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &state.kubeconfig)
+            .status()
+            .context("kubectl must be on PATH")?;
+        if !status.success() {
+            bail!("kubectl {} failed", args.join(" "));
+        }
+        Ok(())
+    };
+    kubectl(&["get", "nodes"])?;
+    kubectl(&["-n", NAMESPACE, "get", "greetings"])?;
+    kubectl(&["-n", NAMESPACE, "get", "configmap", "hello-greeting", "-o", "jsonpath={.data.message}{\"\\n\"}"])?;
+    println!(
+        "\nThe control plane and greeter-controller keep running. Try:\n\n  \
+         export KUBECONFIG={kubeconfig}\n  \
+         kubectl -n {NAMESPACE} patch greeting hello --type merge -p '{{\"spec\":{{\"message\":\"Hi again\"}}}}'\n  \
+         kubectl -n {NAMESPACE} get configmap hello-greeting -o jsonpath='{{.data.message}}'\n  \
+         kubectl -n {NAMESPACE} annotate greeting hello reconcile.fluxcd.io/requestedAt=\"$(date +%s)\" --overwrite\n  \
+         curl -s http://127.0.0.1:{metrics_port}/metrics | grep gotk_reconcile_duration_seconds_count\n  \
+         tail -f {log}\n\nStop everything with `cargo xtask cluster down`.",
+        kubeconfig = state.kubeconfig.display(),
+        log = log.display(),
+    );
+    Ok(())
+}
+
+async fn apply_and_wait(kubeconfig: &Path) -> Result<()> {
+    let client = e2e::client_from_kubeconfig(kubeconfig, None).await?;
+    let crd_file = e2e::repo_root().join("examples/greeter-controller/config/crd.yaml");
+    e2e::crds::install_from(&client, &crd_file).await?;
+    let params = PatchParams::apply("ferroflux-demo").force();
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({ "metadata": { "name": NAMESPACE } }))?;
+    Api::<Namespace>::all(client.clone())
+        .patch(NAMESPACE, &params, &Patch::Apply(&namespace))
+        .await?;
+    let greeting = serde_json::json!({
+        "apiVersion": "example.ferroflux.dev/v1",
+        "kind": "Greeting",
+        "metadata": { "name": "hello", "namespace": NAMESPACE },
+        "spec": { "message": "Hello from Ferroflux", "interval": "1m" },
+    });
+    let greetings: Api<greeter_controller::Greeting> = Api::namespaced(client.clone(), NAMESPACE);
+    greetings
+        .patch("hello", &params, &Patch::Apply(&greeting))
+        .await
+        .context("cannot apply the demo Greeting")?;
+    eprintln!("==> applied Greeting {NAMESPACE}/hello; waiting until it is Ready");
+    let started = Instant::now();
+    let config_maps: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
+    loop {
+        let greeting = greetings.get("hello").await?;
+        let ready = greeting
+            .status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .cloned();
+        if let Some(ready) = &ready
+            && ready.status == "True"
+            && config_maps.get_opt("hello-greeting").await?.is_some()
+        {
+            eprintln!(
+                "==> Ready after {:.2}s: {}",
+                started.elapsed().as_secs_f64(),
+                ready.message
+            );
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "the Greeting was not Ready after 60s (Ready: {ready:?}); see the controller log in the cluster's data folder"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn cargo_target_dir(root: &Path) -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
