@@ -121,13 +121,20 @@ impl Binaries {
 
 /// Builds whatever is missing in `bin`, holding the build lock so parallel callers build once.
 pub fn build_missing(bin: &Path) -> Result<()> {
-    let root = bin.parent().context("the binary folder has no parent")?.to_path_buf();
+    let root = bin
+        .parent()
+        .context("the binary folder has no parent")?
+        .to_path_buf();
     std::fs::create_dir_all(&root)
         .with_context(|| format!("cannot create the cache folder {}", root.display()))?;
     let _lock = BuildLock::acquire(&root.join("build.lock"))?;
     std::fs::create_dir_all(bin)?;
     which_go()?;
-    let k8s = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
+    let k8s = [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ];
     if k8s.iter().any(|name| !bin.join(name).is_file()) {
         build_kubernetes(&root.join("src/kubernetes"), bin)?;
     }
@@ -138,7 +145,10 @@ pub fn build_missing(bin: &Path) -> Result<()> {
         run_with_progress(
             "kwok",
             Command::new("go")
-                .args(["install", &format!("sigs.k8s.io/kwok/cmd/kwok@v{KWOK_VERSION}")])
+                .args([
+                    "install",
+                    &format!("sigs.k8s.io/kwok/cmd/kwok@v{KWOK_VERSION}"),
+                ])
                 .env("GOBIN", bin)
                 .env("CGO_ENABLED", "0"),
         )?;
@@ -162,7 +172,9 @@ fn build_kubernetes(src: &Path, bin: &Path) -> Result<()> {
     let staging_version = staging_version(KUBERNETES_VERSION)?;
     let replaces = staging_replaces(&upstream_mod, &staging_version);
     if replaces.is_empty() {
-        bail!("found no staging replace directives in k8s.io/kubernetes v{KUBERNETES_VERSION}'s go.mod");
+        bail!(
+            "found no staging replace directives in k8s.io/kubernetes v{KUBERNETES_VERSION}'s go.mod"
+        );
     }
     let go_mod = format!(
         "module ferroflux.local/control-plane\n\ngo 1.26\n\nrequire k8s.io/kubernetes v{KUBERNETES_VERSION}\n\nreplace (\n{}\n)\n",
@@ -250,27 +262,28 @@ fn staging_replaces(upstream_go_mod: &str, staging_version: &str) -> Vec<String>
         .collect()
 }
 
-/// Downloads a module's go.mod through the Go toolchain (so GOPROXY/GOFLAGS are honoured) and returns it.
+/// Fetches only a module's go.mod through the Go toolchain (so GOPROXY/GOFLAGS are honoured) and
+/// returns it.
 fn go_mod_download_gomod(module: &str, version: &str) -> Result<String> {
     let out = Command::new("go")
-        .args(["mod", "download", "-json", &format!("{module}@v{version}")])
+        .args(["list", "-m", "-json", &format!("{module}@v{version}")])
         .env("GO111MODULE", "on")
         .current_dir(std::env::temp_dir())
         .output()
-        .context("cannot run `go mod download`")?;
+        .context("cannot run `go list -m`")?;
     if !out.status.success() {
         bail!(
-            "`go mod download {module}@v{version}` failed (is the Go module proxy reachable?): {}{}",
+            "`go list -m {module}@v{version}` failed (is the Go module proxy reachable?): {}{}",
             String::from_utf8_lossy(&out.stderr),
             String::from_utf8_lossy(&out.stdout)
         );
     }
     let info: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("`go mod download -json` printed no JSON")?;
+        serde_json::from_slice(&out.stdout).context("`go list -m -json` printed no JSON")?;
     let path = info
         .get("GoMod")
         .and_then(|v| v.as_str())
-        .context("`go mod download -json` gave no GoMod path")?;
+        .context("`go list -m -json` gave no GoMod path")?;
     std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))
 }
 
@@ -337,11 +350,14 @@ impl BuildLock {
             match std::fs::create_dir(path) {
                 Ok(()) => {
                     std::fs::write(path.join("pid"), std::process::id().to_string())?;
-                    return Ok(Self { path: path.to_path_buf() });
+                    return Ok(Self {
+                        path: path.to_path_buf(),
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let holder = std::fs::read_to_string(path.join("pid")).unwrap_or_default();
-                    let alive = !holder.is_empty() && Path::new(&format!("/proc/{}", holder.trim())).exists();
+                    let alive = !holder.is_empty()
+                        && Path::new(&format!("/proc/{}", holder.trim())).exists();
                     if !alive && !holder.is_empty() {
                         let _ = std::fs::remove_dir_all(path);
                         continue;
@@ -356,7 +372,8 @@ impl BuildLock {
                     std::thread::sleep(Duration::from_secs(2));
                 }
                 Err(e) => {
-                    return Err(e).with_context(|| format!("cannot create the lock {}", path.display()));
+                    return Err(e)
+                        .with_context(|| format!("cannot create the lock {}", path.display()));
                 }
             }
         }

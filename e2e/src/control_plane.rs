@@ -116,16 +116,22 @@ impl ControlPlane {
             timings: Vec::new(),
         };
         plane.start_etcd_and_apiserver().await?;
-        plane.timings.push(("tier 1 ready".into(), started.elapsed()));
+        plane
+            .timings
+            .push(("tier 1 ready".into(), started.elapsed()));
         if options.tier == Tier::Full {
             plane.start_tier2(options.nodes).await?;
-            plane.timings.push(("tier 2 ready".into(), started.elapsed()));
+            plane
+                .timings
+                .push(("tier 2 ready".into(), started.elapsed()));
         }
         let client = plane.client().await?;
         for path in &options.crds {
             crate::crds::install_from(&client, path).await?;
         }
-        plane.timings.push(("CRDs installed".into(), started.elapsed()));
+        plane
+            .timings
+            .push(("CRDs installed".into(), started.elapsed()));
         Ok(plane)
     }
 
@@ -192,7 +198,13 @@ impl ControlPlane {
         ];
         let etcd = self.spawn("etcd", &self.binaries.etcd.clone(), &etcd_args)?;
         self.processes.push(etcd);
-        wait_for_port("etcd", etcd_client, &mut self.processes, Duration::from_secs(20)).await?;
+        wait_for_port(
+            "etcd",
+            etcd_client,
+            &mut self.processes,
+            Duration::from_secs(20),
+        )
+        .await?;
 
         let port = free_port()?;
         self.server = format!("https://127.0.0.1:{port}");
@@ -202,12 +214,21 @@ impl ControlPlane {
             "--bind-address=127.0.0.1".into(),
             "--advertise-address=127.0.0.1".into(),
             format!("--secure-port={port}"),
-            format!("--cert-dir={}", self.data_dir.join("apiserver-certs").display()),
+            format!(
+                "--cert-dir={}",
+                self.data_dir.join("apiserver-certs").display()
+            ),
             format!("--tls-cert-file={}", pki.apiserver.cert.display()),
             format!("--tls-private-key-file={}", pki.apiserver.key.display()),
             format!("--client-ca-file={}", pki.ca.cert.display()),
-            format!("--service-account-key-file={}", pki.service_account_pub.display()),
-            format!("--service-account-signing-key-file={}", pki.service_account_key.display()),
+            format!(
+                "--service-account-key-file={}",
+                pki.service_account_pub.display()
+            ),
+            format!(
+                "--service-account-signing-key-file={}",
+                pki.service_account_key.display()
+            ),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
             "--api-audiences=https://kubernetes.default.svc.cluster.local".into(),
             "--service-cluster-ip-range=10.0.0.0/24".into(),
@@ -260,8 +281,14 @@ impl ControlPlane {
         self.processes.push(kcm);
         let scheduler_args = vec![
             format!("--kubeconfig={}", scheduler_kubeconfig.display()),
-            format!("--authentication-kubeconfig={}", scheduler_kubeconfig.display()),
-            format!("--authorization-kubeconfig={}", scheduler_kubeconfig.display()),
+            format!(
+                "--authentication-kubeconfig={}",
+                scheduler_kubeconfig.display()
+            ),
+            format!(
+                "--authorization-kubeconfig={}",
+                scheduler_kubeconfig.display()
+            ),
             "--leader-elect=false".into(),
             "--bind-address=127.0.0.1".into(),
             format!("--secure-port={}", free_port()?),
@@ -276,7 +303,10 @@ impl ControlPlane {
         let kwok_args = vec![
             format!("--kubeconfig={}", self.kubeconfig.display()),
             "--manage-all-nodes=false".into(),
-            format!("--manage-nodes-with-annotation-selector={}=fake", crate::nodes::KWOK_NODE_ANNOTATION),
+            format!(
+                "--manage-nodes-with-annotation-selector={}=fake",
+                crate::nodes::KWOK_NODE_ANNOTATION
+            ),
             "--cidr=10.244.0.1/16".into(),
             "--node-ip=10.96.0.1".into(),
             "--server-address=127.0.0.1:0".into(),
@@ -286,10 +316,19 @@ impl ControlPlane {
         self.processes.push(kwok);
         let client = self.client().await?;
         crate::nodes::create_fake_nodes(&client, nodes).await?;
-        crate::nodes::wait_nodes_ready(&client, nodes, &mut self.processes, Duration::from_secs(30))
-            .await?;
-        crate::nodes::wait_default_service_account(&client, &mut self.processes, Duration::from_secs(30))
-            .await?;
+        crate::nodes::wait_nodes_ready(
+            &client,
+            nodes,
+            &mut self.processes,
+            Duration::from_secs(30),
+        )
+        .await?;
+        crate::nodes::wait_default_service_account(
+            &client,
+            &mut self.processes,
+            Duration::from_secs(30),
+        )
+        .await?;
         self.tier = Tier::Full;
         Ok(())
     }
@@ -383,7 +422,10 @@ async fn wait_for_port(
         for process in processes.iter_mut() {
             process.check_running()?;
         }
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -414,7 +456,11 @@ fn make_temp_dir() -> Result<PathBuf> {
         }
     }
     for _ in 0..16 {
-        let dir = base.join(format!("ferroflux-cp-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+        let dir = base.join(format!(
+            "ferroflux-cp-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,

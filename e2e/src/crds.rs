@@ -15,7 +15,10 @@ pub async fn install_from(client: &kube::Client, path: &Path) -> Result<Vec<Stri
     if path.is_dir() {
         for entry in std::fs::read_dir(path)? {
             let file = entry?.path();
-            if matches!(file.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            if matches!(
+                file.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
                 files.push(file);
             }
         }
@@ -41,7 +44,10 @@ pub async fn install_from(client: &kube::Client, path: &Path) -> Result<Vec<Stri
 }
 
 /// Server-side applies `crds` and waits until each is Established; returns their names.
-pub async fn install(client: &kube::Client, crds: &[CustomResourceDefinition]) -> Result<Vec<String>> {
+pub async fn install(
+    client: &kube::Client,
+    crds: &[CustomResourceDefinition],
+) -> Result<Vec<String>> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply("ferroflux-e2e").force();
     let mut names = Vec::new();
@@ -60,7 +66,10 @@ pub async fn install(client: &kube::Client, crds: &[CustomResourceDefinition]) -
                 .status
                 .as_ref()
                 .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                });
             if established {
                 break;
             }

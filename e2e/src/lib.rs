@@ -81,7 +81,11 @@ impl Cluster {
     }
 
     /// A client that acts as the ServiceAccount `namespace/name`, with the groups Kubernetes gives it.
-    pub async fn service_account_client(&self, namespace: &str, name: &str) -> Result<kube::Client> {
+    pub async fn service_account_client(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<kube::Client> {
         let user = format!("system:serviceaccount:{namespace}:{name}");
         let ns_group = format!("system:serviceaccounts:{namespace}");
         self.impersonating_client(
@@ -123,7 +127,9 @@ pub struct TestNamespace {
 
 impl std::fmt::Debug for TestNamespace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestNamespace").field("name", &self.name).finish()
+        f.debug_struct("TestNamespace")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -144,7 +150,9 @@ pub async fn cluster() -> Result<&'static Cluster> {
     if let Some(shared) = TIER2.get() {
         return Ok(shared);
     }
-    TIER1.get_or_try_init(|| start_or_share(Tier::ApiServer)).await
+    TIER1
+        .get_or_try_init(|| start_or_share(Tier::ApiServer))
+        .await
 }
 
 /// A tier-2 control plane (controller-manager, scheduler, kwok nodes), started on first use.
@@ -193,10 +201,12 @@ pub async fn client_from_kubeconfig(
     install_crypto_provider();
     let kubeconfig = kube::config::Kubeconfig::read_from(path)
         .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await
-            .with_context(|| format!("invalid kubeconfig {}", path.display()))?;
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .with_context(|| format!("invalid kubeconfig {}", path.display()))?;
     if let Some((user, groups)) = impersonate {
         config.auth_info.impersonate = Some(user.to_string());
         config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());

@@ -42,7 +42,11 @@ pub async fn create_fake_nodes(client: &kube::Client, count: usize) -> Result<()
             },
         }))?;
         nodes
-            .patch(&name, &PatchParams::apply("ferroflux-e2e").force(), &Patch::Apply(&node))
+            .patch(
+                &name,
+                &PatchParams::apply("ferroflux-e2e").force(),
+                &Patch::Apply(&node),
+            )
             .await?;
     }
     Ok(())
@@ -61,7 +65,9 @@ pub async fn wait_nodes_ready(
         for process in processes.iter_mut() {
             process.check_running()?;
         }
-        let list = nodes.list(&ListParams::default().labels("type=kwok")).await?;
+        let list = nodes
+            .list(&ListParams::default().labels("type=kwok"))
+            .await?;
         let ready = list
             .items
             .iter()
@@ -86,7 +92,9 @@ pub async fn wait_nodes_ready(
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("only {ready} of {count} kwok nodes became Ready within {timeout:?}; see kwok.log");
+            bail!(
+                "only {ready} of {count} kwok nodes became Ready within {timeout:?}; see kwok.log"
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -196,6 +196,7 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 
 /// A loopback TCP port that was free a moment ago.
 pub fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
     Ok(listener.local_addr()?.port())
 }

@@ -20,7 +20,10 @@ where
         if check().await? {
             return Ok(());
         }
-        anyhow::ensure!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -47,7 +50,9 @@ async fn rbac_is_enforced_for_impersonated_users_and_service_accounts() -> Resul
     }))?;
     admin_maps.create(&PostParams::default(), &cm).await?;
 
-    let stranger = cluster.impersonating_client("jane", &["developers"]).await?;
+    let stranger = cluster
+        .impersonating_client("jane", &["developers"])
+        .await?;
     let stranger_maps: Api<ConfigMap> = Api::namespaced(stranger, &ns.name);
     let denied = stranger_maps.get("probe").await.unwrap_err();
     assert!(
@@ -64,21 +69,27 @@ async fn rbac_is_enforced_for_impersonated_users_and_service_accounts() -> Resul
         "metadata": {"name": "read-configmaps"},
         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]
     }))?;
-    let binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "reader"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-configmaps"},
-        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns.name}]
-    }))?;
+    let binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(
+        serde_json::json!({
+            "metadata": {"name": "reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-configmaps"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns.name}]
+        }),
+    )?;
     Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(ns.client.clone(), &ns.name)
         .create(&PostParams::default(), &role)
         .await?;
     Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(ns.client.clone(), &ns.name)
         .create(&PostParams::default(), &binding)
         .await?;
-    eventually("the binding to take effect", Duration::from_secs(10), || {
-        let sa_maps = sa_maps.clone();
-        async move { Ok(sa_maps.get("probe").await.is_ok()) }
-    })
+    eventually(
+        "the binding to take effect",
+        Duration::from_secs(10),
+        || {
+            let sa_maps = sa_maps.clone();
+            async move { Ok(sa_maps.get("probe").await.is_ok()) }
+        },
+    )
     .await?;
     Ok(())
 }
@@ -99,24 +110,35 @@ async fn tier2_runs_deployments_to_available_and_collects_garbage() -> Result<()
             }
         }
     }))?;
-    deployments.create(&PostParams::default(), &deployment).await?;
-    eventually("the Deployment to become Available", Duration::from_secs(60), || {
-        let deployments = deployments.clone();
-        async move {
-            let d = deployments.get("web").await?;
-            let status = d.status.unwrap_or_default();
-            let available = status.conditions.unwrap_or_default().iter().any(|c| {
-                c.type_ == "Available" && c.status == "True"
-            });
-            Ok(available && status.available_replicas == Some(2))
-        }
-    })
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await?;
+    eventually(
+        "the Deployment to become Available",
+        Duration::from_secs(60),
+        || {
+            let deployments = deployments.clone();
+            async move {
+                let d = deployments.get("web").await?;
+                let status = d.status.unwrap_or_default();
+                let available = status
+                    .conditions
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Available" && c.status == "True");
+                Ok(available && status.available_replicas == Some(2))
+            }
+        },
+    )
     .await?;
     let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
     let running = pods.list(&ListParams::default().labels("app=web")).await?;
     assert_eq!(running.items.len(), 2);
     assert!(running.items.iter().all(|p| {
-        p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| n.starts_with("kwok-node-"))
+        p.spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| n.starts_with("kwok-node-"))
     }));
 
     // Garbage collection: deleting the Deployment removes its ReplicaSet.
@@ -124,21 +146,35 @@ async fn tier2_runs_deployments_to_available_and_collects_garbage() -> Result<()
         .delete("web", &DeleteParams::background())
         .await?;
     let replicasets: Api<ReplicaSet> = Api::namespaced(ns.client.clone(), &ns.name);
-    eventually("the ReplicaSet to be garbage collected", Duration::from_secs(60), || {
-        let replicasets = replicasets.clone();
-        async move { Ok(replicasets.list(&ListParams::default()).await?.items.is_empty()) }
-    })
+    eventually(
+        "the ReplicaSet to be garbage collected",
+        Duration::from_secs(60),
+        || {
+            let replicasets = replicasets.clone();
+            async move {
+                Ok(replicasets
+                    .list(&ListParams::default())
+                    .await?
+                    .items
+                    .is_empty())
+            }
+        },
+    )
     .await?;
 
     // Namespace deletion completes (the namespace controller finalises it).
     let namespaces: Api<Namespace> = Api::all(ns.client.clone());
     let name = ns.name.clone();
     ns.delete().await?;
-    eventually("the namespace to be deleted", Duration::from_secs(60), || {
-        let namespaces = namespaces.clone();
-        let name = name.clone();
-        async move { Ok(namespaces.get_opt(&name).await?.is_none()) }
-    })
+    eventually(
+        "the namespace to be deleted",
+        Duration::from_secs(60),
+        || {
+            let namespaces = namespaces.clone();
+            let name = name.clone();
+            async move { Ok(namespaces.get_opt(&name).await?.is_none()) }
+        },
+    )
     .await?;
     Ok(())
 }

@@ -35,7 +35,10 @@ async fn config_default_is_accepted_by_the_api_server_with_server_side_dry_run()
     // Namespaces are created for real first: a dry-run namespace does not exist for the objects in it.
     objects.sort_by_key(|o| o.types.as_ref().is_none_or(|t| t.kind != "Namespace"));
     for object in &objects {
-        let types = object.types.as_ref().context("an object without apiVersion/kind")?;
+        let types = object
+            .types
+            .as_ref()
+            .context("an object without apiVersion/kind")?;
         let (group, version) = match types.api_version.split_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
             None => (String::new(), types.api_version.clone()),
@@ -44,7 +47,11 @@ async fn config_default_is_accepted_by_the_api_server_with_server_side_dry_run()
         let (resource, capabilities) = pinned_kind(&client, &gvk)
             .await
             .with_context(|| format!("the API server does not know {gvk:?}"))?;
-        let name = object.metadata.name.clone().context("an object without a name")?;
+        let name = object
+            .metadata
+            .name
+            .clone()
+            .context("an object without a name")?;
         let api: Api<DynamicObject> = match capabilities.scope {
             Scope::Namespaced => {
                 let ns = object

@@ -18,8 +18,21 @@ async fn child_starts_a_control_plane_and_dies() -> Result<()> {
     let cluster = e2e::cluster().await?;
     let client = cluster.client().await?;
     client.apiserver_version().await?;
-    let pids = component_pids(cluster.kubeconfig_path().parent().unwrap().to_str().unwrap());
-    println!("PIDS {}", pids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
+    let pids = component_pids(
+        cluster
+            .kubeconfig_path()
+            .parent()
+            .unwrap()
+            .to_str()
+            .unwrap(),
+    );
+    println!(
+        "PIDS {}",
+        pids.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     if mode == "abort" {
         std::process::abort();
     }
@@ -42,7 +55,12 @@ fn component_pids(data_dir: &str) -> Vec<u32> {
 
 fn run_child(mode: &str) -> Result<()> {
     let output = Command::new(std::env::current_exe()?)
-        .args(["--exact", "child_starts_a_control_plane_and_dies", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_starts_a_control_plane_and_dies",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_MODE, mode)
         .env_remove(e2e::SHARED_KUBECONFIG_ENV)
         .output()?;
@@ -51,12 +69,26 @@ fn run_child(mode: &str) -> Result<()> {
     let line = stdout
         .lines()
         .find_map(|l| l.split_once("PIDS ").map(|(_, pids)| pids))
-        .with_context(|| format!("the child printed no pids: {stdout}\n{}", String::from_utf8_lossy(&output.stderr)))?;
-    let pids: Vec<u32> = line.split_whitespace().map(|p| p.parse().unwrap()).collect();
-    ensure!(pids.len() >= 2, "expected etcd and kube-apiserver, got {pids:?}");
+        .with_context(|| {
+            format!(
+                "the child printed no pids: {stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })?;
+    let pids: Vec<u32> = line
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    ensure!(
+        pids.len() >= 2,
+        "expected etcd and kube-apiserver, got {pids:?}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while pids.iter().any(|pid| e2e::process::alive(*pid)) {
-        ensure!(Instant::now() < deadline, "control-plane processes {pids:?} outlived their test process");
+        ensure!(
+            Instant::now() < deadline,
+            "control-plane processes {pids:?} outlived their test process"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())

@@ -76,14 +76,9 @@ pub struct RuntimeArgs {
     pub watch_all_namespaces: bool,
 
     /// Reconcile only objects whose labels match this selector (Kubernetes label selector
-    /// syntax; empty means all). The default leaves objects assigned to a shard to that
-    /// shard's controller. (Flux's binaries default to empty and sharded installations pass
-    /// this value; making it the default changes nothing for unsharded objects.)
-    #[arg(
-        long,
-        default_value = "!sharding.fluxcd.io/key",
-        value_name = "SELECTOR"
-    )]
+    /// syntax; empty means all, as in Flux). Sharded installations give the main controller
+    /// `!sharding.fluxcd.io/key` and each shard `sharding.fluxcd.io/key=<shard>`.
+    #[arg(long, default_value = "", value_name = "SELECTOR")]
     pub watch_label_selector: String,
 
     /// Sustained queries per second to the Kubernetes API. Accepted for compatibility with
@@ -105,7 +100,7 @@ impl Default for RuntimeArgs {
             max_retry_delay: Duration::from_secs(15 * 60),
             interval_jitter_percentage: 5,
             watch_all_namespaces: true,
-            watch_label_selector: "!sharding.fluxcd.io/key".to_owned(),
+            watch_label_selector: String::new(),
             kube_api_qps: 50.0,
             kube_api_burst: 300,
         }
@@ -367,7 +362,7 @@ mod tests {
         assert_eq!(args.runtime.max_retry_delay, Duration::from_secs(900));
         assert_eq!(args.runtime.interval_jitter_percentage, 5);
         assert!(args.runtime.watch_all_namespaces);
-        assert_eq!(args.runtime.watch_label_selector, "!sharding.fluxcd.io/key");
+        assert_eq!(args.runtime.watch_label_selector, "");
         assert!(!args.leader.enable_leader_election);
         assert_eq!(
             args.leader.leader_election_lease_duration,

@@ -15,7 +15,10 @@ fn run(what: &str, cmd: &mut Command) -> Result<()> {
     eprintln!("==> {what}");
     let started = Instant::now();
     let status = cmd.status().with_context(|| format!("cannot run {what}"))?;
-    eprintln!("<== {what}: {status} in {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "<== {what}: {status} in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     if !status.success() {
         bail!("{what} failed ({status})");
     }
@@ -52,15 +55,28 @@ pub fn test(extra: &[String]) -> Result<()> {
     );
     drop(plane);
     result?;
-    run("cargo test --doc", cargo().args(["test", "--workspace", "--doc"]))
+    run(
+        "cargo test --doc",
+        cargo().args(["test", "--workspace", "--doc"]),
+    )
 }
 
 /// Formatting, generated files and clippy, fastest first.
 pub fn lint() -> Result<()> {
-    run("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
     crate::gen_crds::run(true)?;
     run(
         "cargo clippy",
-        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )
 }

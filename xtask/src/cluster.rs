@@ -54,7 +54,11 @@ pub fn running() -> Result<Option<State>> {
 pub fn run(action: Action) -> Result<()> {
     match action {
         Action::Up { api_server_only } => {
-            let state = up(if api_server_only { Tier::ApiServer } else { Tier::Full })?;
+            let state = up(if api_server_only {
+                Tier::ApiServer
+            } else {
+                Tier::Full
+            })?;
             println!("export KUBECONFIG={}", state.kubeconfig.display());
             eprintln!(
                 "control plane ({:?}) at {}; stop it with `cargo xtask cluster down`",
@@ -78,7 +82,9 @@ pub fn run(action: Action) -> Result<()> {
                 println!("export KUBECONFIG={}", state.kubeconfig.display());
                 Ok(())
             }
-            None => bail!("no local control plane is running; start one with `cargo xtask cluster up`"),
+            None => {
+                bail!("no local control plane is running; start one with `cargo xtask cluster up`")
+            }
         },
         Action::Status => {
             match running()? {
@@ -114,7 +120,10 @@ pub fn up(tier: Tier) -> Result<State> {
     for (phase, at) in &plane.timings {
         eprintln!("  {phase}: {:.2}s", at.as_secs_f64());
     }
-    eprintln!("control plane started in {:.2}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "control plane started in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
     let state = plane.detach();
     save(&state)?;
     Ok(state)

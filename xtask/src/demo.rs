@@ -18,7 +18,14 @@ pub fn run() -> Result<()> {
     let root = e2e::repo_root();
     eprintln!("==> building the example controller");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "--package", "greeter-controller", "--bin", "greeter-controller"])
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            "greeter-controller",
+            "--bin",
+            "greeter-controller",
+        ])
         .current_dir(&root)
         .status()?;
     if !status.success() {
@@ -38,7 +45,13 @@ pub fn run() -> Result<()> {
         format!("--health-addr=127.0.0.1:{health_port}"),
         "--log-encoding=console".to_string(),
     ];
-    let controller = Managed::start("greeter-controller", &binary, &args, &log, Lifetime::Detached)?;
+    let controller = Managed::start(
+        "greeter-controller",
+        &binary,
+        &args,
+        &log,
+        Lifetime::Detached,
+    )?;
     state.pids.push(controller.detach());
     crate::cluster::save(&state)?;
 
@@ -59,7 +72,15 @@ pub fn run() -> Result<()> {
     };
     kubectl(&["get", "nodes"])?;
     kubectl(&["-n", NAMESPACE, "get", "greetings"])?;
-    kubectl(&["-n", NAMESPACE, "get", "configmap", "hello-greeting", "-o", "jsonpath={.data.message}{\"\\n\"}"])?;
+    kubectl(&[
+        "-n",
+        NAMESPACE,
+        "get",
+        "configmap",
+        "hello-greeting",
+        "-o",
+        "jsonpath={.data.message}{\"\\n\"}",
+    ])?;
     println!(
         "\nThe control plane and greeter-controller keep running. Try:\n\n  \
          export KUBECONFIG={kubeconfig}\n  \

@@ -2,8 +2,8 @@
 
 mod bench;
 mod ci;
-mod demo;
 mod cluster;
+mod demo;
 mod gen_crds;
 
 use anyhow::Result;
@@ -58,7 +58,10 @@ fn main() -> Result<()> {
         Task::Demo => demo::run(),
         Task::ControlPlane => {
             e2e::binaries::Binaries::ensure(e2e::binaries::Need::Full)?;
-            println!("control-plane binaries ready in {}", e2e::binaries::bin_dir().display());
+            println!(
+                "control-plane binaries ready in {}",
+                e2e::binaries::bin_dir().display()
+            );
             Ok(())
         }
         Task::GenCrds { check } => gen_crds::run(check),
