@@ -115,12 +115,12 @@ impl ControlPlane {
             remove_data_on_drop,
             timings: Vec::new(),
         };
-        plane.start_etcd_and_apiserver().await?;
+        plane.start_etcd_and_apiserver(options.tier).await?;
         plane
             .timings
             .push(("tier 1 ready".into(), started.elapsed()));
         if options.tier == Tier::Full {
-            plane.start_tier2(options.nodes).await?;
+            plane.finish_tier2(options.nodes).await?;
             plane
                 .timings
                 .push(("tier 2 ready".into(), started.elapsed()));
@@ -181,7 +181,7 @@ impl ControlPlane {
         state
     }
 
-    async fn start_etcd_and_apiserver(&mut self) -> Result<()> {
+    async fn start_etcd_and_apiserver(&mut self, tier: Tier) -> Result<()> {
         let etcd_client = free_port()?;
         let etcd_peer = free_port()?;
         let etcd_dir = self.data_dir.join("etcd");
@@ -246,10 +246,15 @@ impl ControlPlane {
         )?;
         self.processes.push(apiserver);
         self.write_kubeconfig(&self.kubeconfig.clone(), &self.pki.admin.clone())?;
+        if tier == Tier::Full {
+            self.spawn_controllers()?;
+        }
         self.wait_ready(Duration::from_secs(60)).await
     }
 
-    async fn start_tier2(&mut self, nodes: usize) -> Result<()> {
+    /// Spawns kube-controller-manager and kube-scheduler. Called right after kube-apiserver is
+    /// spawned, so their start-up overlaps its own (both wait for the API server by themselves).
+    fn spawn_controllers(&mut self) -> Result<()> {
         let kcm_kubeconfig = self.data_dir.join("kube-controller-manager.kubeconfig");
         self.write_kubeconfig(&kcm_kubeconfig, &self.pki.controller_manager.clone())?;
         let scheduler_kubeconfig = self.data_dir.join("kube-scheduler.kubeconfig");
@@ -259,6 +264,9 @@ impl ControlPlane {
             format!("--kubeconfig={}", kcm_kubeconfig.display()),
             format!("--authentication-kubeconfig={}", kcm_kubeconfig.display()),
             format!("--authorization-kubeconfig={}", kcm_kubeconfig.display()),
+            // Started before the API server is ready: do not read the (not yet readable)
+            // extension-apiserver-authentication ConfigMap at start.
+            "--authentication-skip-lookup=true".into(),
             "--leader-elect=false".into(),
             "--bind-address=127.0.0.1".into(),
             format!("--secure-port={}", free_port()?),
@@ -268,7 +276,8 @@ impl ControlPlane {
             format!("--cluster-signing-cert-file={}", pki.ca.cert.display()),
             format!("--cluster-signing-key-file={}", pki.ca.key.display()),
             "--use-service-account-credentials=true".into(),
-            "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller,-persistentvolume-binder,-attachdetach".into(),
+            // Only what workloads and namespaces need: each extra controller costs start-up time.
+            "--controllers=serviceaccount-token-controller,serviceaccount-controller,namespace-controller,garbage-collector-controller,deployment-controller,replicaset-controller,statefulset-controller,daemonset-controller,job-controller,cronjob-controller,ttl-after-finished-controller,pod-garbage-collector-controller,endpoints-controller,endpointslice-controller,root-ca-certificate-publisher-controller,disruption-controller,clusterrole-aggregation-controller,persistentvolumeclaim-protection-controller".into(),
             "--concurrent-deployment-syncs=10".into(),
             "--concurrent-replicaset-syncs=10".into(),
             "--v=0".into(),
@@ -289,6 +298,9 @@ impl ControlPlane {
                 "--authorization-kubeconfig={}",
                 scheduler_kubeconfig.display()
             ),
+            // Started before the API server is ready: do not read the (not yet readable)
+            // extension-apiserver-authentication ConfigMap at start.
+            "--authentication-skip-lookup=true".into(),
             "--leader-elect=false".into(),
             "--bind-address=127.0.0.1".into(),
             format!("--secure-port={}", free_port()?),
@@ -300,6 +312,12 @@ impl ControlPlane {
             &scheduler_args,
         )?;
         self.processes.push(scheduler);
+        Ok(())
+    }
+
+    /// Starts kwok and its fake nodes, and waits until kube-controller-manager works.
+    async fn finish_tier2(&mut self, nodes: usize) -> Result<()> {
+        let started = Instant::now();
         let kwok_args = vec![
             format!("--kubeconfig={}", self.kubeconfig.display()),
             "--manage-all-nodes=false".into(),
@@ -323,12 +341,16 @@ impl ControlPlane {
             Duration::from_secs(30),
         )
         .await?;
+        self.timings
+            .push(("fake nodes ready".into(), started.elapsed()));
         crate::nodes::wait_default_service_account(
             &client,
             &mut self.processes,
             Duration::from_secs(30),
         )
         .await?;
+        self.timings
+            .push(("controller-manager working".into(), started.elapsed()));
         self.tier = Tier::Full;
         Ok(())
     }
@@ -365,7 +387,8 @@ impl ControlPlane {
             if Instant::now() > deadline {
                 let log = self
                     .processes
-                    .last()
+                    .iter()
+                    .find(|p| p.name() == "kube-apiserver")
                     .map(|p| log_tail(p.log(), 25))
                     .unwrap_or_default();
                 bail!(

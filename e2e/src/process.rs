@@ -107,6 +107,11 @@ impl Managed {
         })
     }
 
+    /// The component name given at start.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.pid

@@ -1,4 +1,4 @@
-//! An example controller built only on `toolkit-sdk`: a [`Greeting`](api::Greeting) becomes a
+//! An example controller built only on `toolkit-sdk`: a [`Greeting`] becomes a
 //! ConfigMap holding its message.
 //!
 //! It shows everything a Ferroflux controller gets from the SDK: the Flux conventions on the

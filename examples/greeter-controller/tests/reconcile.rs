@@ -172,6 +172,46 @@ async fn missing_dependency_waits_then_succeeds_when_it_appears() -> anyhow::Res
 }
 
 #[tokio::test]
+async fn transient_failures_are_retried_at_the_retry_interval() -> anyhow::Result<()> {
+    let env = env("greet-retry").await?;
+    let mut controller = env.controller(&["--min-retry-delay=1h", "--max-retry-delay=1h"])?;
+    controller.wait_ready().await?;
+
+    // The API server rejects the ConfigMap name, every time.
+    let mut g = greeting("rejected", "hi");
+    g.spec.config_map_name = Some("Not_A_Valid_Name".into());
+    g.spec.retry_interval = Some("500ms".parse()?);
+    env.create(&g).await?;
+    let g = env
+        .wait_greeting("rejected", &controller, "ApplyFailed", |g| {
+            cond(g, "Ready").is_some()
+        })
+        .await?;
+    assert_eq!(
+        cond(&g, "Ready"),
+        Some(("False".into(), "ApplyFailed".into()))
+    );
+    assert_eq!(
+        cond(&g, "Reconciling"),
+        Some(("True".into(), "ProgressingWithRetry".into()))
+    );
+    assert_eq!(cond(&g, "Stalled"), None);
+    let message = &support::condition(&g, "Ready").unwrap().message;
+    assert!(
+        message.starts_with(&format!(
+            "cannot apply ConfigMap '{}/Not_A_Valid_Name': ",
+            env.ns.name
+        )),
+        "{message}"
+    );
+    // spec.retryInterval (500ms) wins over the 1h backoff: several attempts in 3s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let attempts = controller.reconcile_count(&env.ns.name, "rejected").await?;
+    assert!((3..=10).contains(&attempts), "{attempts} attempts in 3s");
+    Ok(())
+}
+
+#[tokio::test]
 async fn suspended_greeting_is_left_alone_until_resumed() -> anyhow::Result<()> {
     let env = env("greet-suspend").await?;
     let mut controller = env.controller(&[])?;

@@ -21,7 +21,8 @@ use super::object::{FluxObject, FluxStatus};
 use super::reconciler::{Context, Reconciler};
 use super::schedule::{Backoff, Failure, Requeue, RequeuePolicy, jitter_draw};
 use super::status;
-use super::trigger::trigger_hash;
+use super::trigger::TriggerFilter;
+use crate::api::GoDuration;
 use crate::api::meta::{FINALIZER, requested_at};
 use crate::conditions::Stamp;
 use crate::error::ReconcileError;
@@ -386,8 +387,13 @@ struct Shared<R: Reconciler> {
     backoff: Backoff,
 }
 
-/// Keeps the store in sync with the API server and forwards objects to reconcile to the
-/// queue while this replica leads.
+/// Keeps the store in sync with the API server, reports readiness once the objects are
+/// listed, and forwards objects that need a reconcile (see [`TriggerFilter`]) to the queue
+/// while this replica leads.
+///
+/// The watcher's events are handled here rather than through `Store::wait_until_ready` from
+/// another task: that future wakes only one of several concurrent waiters, and the applier
+/// already waits on it.
 #[allow(clippy::too_many_arguments)]
 async fn drive_watch<K: FluxObject>(
     api: Api<K>,
@@ -399,28 +405,16 @@ async fn drive_watch<K: FluxObject>(
     stop: CancellationToken,
     readiness: Readiness,
 ) {
-    let stream = watcher(api, config)
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(trigger_hash::<K>, Default::default());
+    let stream = watcher(api, config).default_backoff().reflect(writer);
     let mut stream = std::pin::pin!(stream);
-    {
-        let store = store.clone();
-        let readiness = readiness.clone();
-        tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() {
-                tracing::info!("watch is running: objects listed");
-                readiness.set_ready(true);
-            }
-        });
-    }
+    let mut filter = TriggerFilter::new();
     let request = |obj: &K| ReconcileRequest {
         obj_ref: ObjectRef::from_obj(obj),
         reason: ReconcileReason::ObjectUpdated,
     };
     let mut was_leading = *leading.borrow_and_update();
     let mut elector_alive = true;
+    let mut listed = false;
     loop {
         let changed = async {
             if elector_alive {
@@ -449,9 +443,23 @@ async fn drive_watch<K: FluxObject>(
                 was_leading = now_leading;
             }
             item = stream.next() => match item {
-                Some(Ok(obj)) => {
-                    if was_leading && queue.send(request(&obj)).await.is_err() {
+                Some(Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj))) => {
+                    if filter.admit(&obj)
+                        && was_leading
+                        && queue.send(request(&obj)).await.is_err()
+                    {
                         return;
+                    }
+                }
+                Some(Ok(watcher::Event::Delete(obj))) => filter.forget(&obj),
+                Some(Ok(watcher::Event::Init)) => {}
+                Some(Ok(watcher::Event::InitDone)) => {
+                    let current = store.state();
+                    filter.retain(current.iter().map(AsRef::as_ref));
+                    if !listed {
+                        listed = true;
+                        tracing::info!(objects = current.len(), "watch is running");
+                        readiness.set_ready(true);
                     }
                 }
                 Some(Err(err)) => {
@@ -475,6 +483,26 @@ fn has_finalizer<K: Resource>(obj: &K) -> bool {
     obj.finalizers().iter().any(|f| f == FINALIZER)
 }
 
+/// How one pass over an object ended.
+struct Done {
+    /// When to come back.
+    requeue: Requeue,
+    /// False when the reconcile (or cleanup) failed.
+    ok: bool,
+    /// The finalizer was removed: the object is going away, forget its metrics.
+    finalized: bool,
+}
+
+impl Done {
+    fn new(requeue: Requeue, ok: bool) -> Self {
+        Self {
+            requeue,
+            ok,
+            finalized: false,
+        }
+    }
+}
+
 /// One reconcile of one object, with the runtime's steps around the reconciler.
 async fn reconcile_object<R: Reconciler>(
     obj: Arc<R::Object>,
@@ -495,12 +523,24 @@ async fn reconcile_object<R: Reconciler>(
         .instrument(span.clone())
         .await;
     let elapsed = started.elapsed();
-    let action = span.in_scope(|| match result {
-        Ok((action, ok)) => {
-            shared
-                .metrics
-                .observe_reconcile(&shared.kind, &namespace, &name, elapsed, ok);
-            action
+    let requeue = span.in_scope(|| match result {
+        Ok(done) => {
+            if !done.finalized {
+                shared
+                    .metrics
+                    .observe_reconcile(&shared.kind, &namespace, &name, elapsed, done.ok);
+            }
+            if done.ok {
+                match done.requeue {
+                    Requeue::After(next) => {
+                        tracing::info!(duration = ?elapsed, next_run = %GoDuration::from(next), "reconciliation finished")
+                    }
+                    Requeue::OnChange => {
+                        tracing::info!(duration = ?elapsed, "reconciliation finished")
+                    }
+                }
+            }
+            done.requeue
         }
         Err(err) => {
             shared
@@ -512,19 +552,19 @@ async fn reconcile_object<R: Reconciler>(
                 retry_in = ?delay,
                 "reconcile failed"
             );
-            Action::requeue(delay)
+            Requeue::After(delay)
         }
     });
-    Ok(action)
+    Ok(to_action(requeue))
 }
 
 /// The reconcile shape: deletion, finalizer, suspend, Reconciling, the reconciler, status,
-/// event, requeue. Returns the requeue action and whether the reconcile succeeded.
+/// event, requeue.
 async fn run_steps<R: Reconciler>(
     obj: &R::Object,
     shared: &Shared<R>,
     span: tracing::Span,
-) -> Result<(Action, bool), ObjectError> {
+) -> Result<Done, ObjectError> {
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let key = object_key(obj);
@@ -533,7 +573,7 @@ async fn run_steps<R: Reconciler>(
 
     if obj.meta().deletion_timestamp.is_some() {
         if !has_finalizer(obj) {
-            return Ok((Action::await_change(), true));
+            return Ok(Done::new(Requeue::OnChange, true));
         }
         if obj.suspended() {
             tracing::info!("object is suspended; removing the finalizer without cleanup");
@@ -543,10 +583,9 @@ async fn run_steps<R: Reconciler>(
                 error = %err.detailed_message(),
                 "cleanup failed; keeping the finalizer"
             );
-            let requeue = failure_requeue(shared, obj, &key, &err);
-            return Ok((requeue, false));
+            return Ok(Done::new(failure_requeue(shared, obj, &key, &err), false));
         }
-        remove_finalizer(&api, obj)
+        remove_finalizer(&api, obj, &shared.name)
             .await
             .map_err(ObjectError::RemoveFinalizer)?;
         shared.backoff.reset(&key);
@@ -554,11 +593,15 @@ async fn run_steps<R: Reconciler>(
             .metrics
             .forget_object(&shared.kind, &namespace, &name);
         tracing::info!("finalizer removed; object can be deleted");
-        return Ok((Action::await_change(), true));
+        return Ok(Done {
+            requeue: Requeue::OnChange,
+            ok: true,
+            finalized: true,
+        });
     }
 
     if !has_finalizer(obj) {
-        add_finalizer(&api, obj)
+        add_finalizer(&api, obj, &shared.name)
             .await
             .map_err(ObjectError::AddFinalizer)?;
     }
@@ -566,7 +609,7 @@ async fn run_steps<R: Reconciler>(
     if obj.suspended() {
         tracing::info!("reconciliation is suspended for this object");
         shared.backoff.reset(&key);
-        return Ok((Action::await_change(), true));
+        return Ok(Done::new(Requeue::OnChange, true));
     }
 
     let previous = obj.status().cloned().unwrap_or_default();
@@ -590,7 +633,7 @@ async fn run_steps<R: Reconciler>(
             Ok(_) => {}
             Err(kube::Error::Api(resp)) if resp.code == 404 => {
                 tracing::debug!("object is gone; status not written");
-                return Ok((Action::await_change(), true));
+                return Ok(Done::new(Requeue::OnChange, true));
             }
             Err(err) => return Err(ObjectError::WriteStatus(err)),
         }
@@ -605,7 +648,6 @@ async fn run_steps<R: Reconciler>(
     let object_ref = obj.object_ref(&());
     match &result {
         Ok(outcome) => {
-            tracing::info!(message = %outcome.message(), "reconciliation succeeded");
             if ready_changed || outcome.force_event {
                 shared.recorder.publish(
                     &object_ref,
@@ -618,16 +660,26 @@ async fn run_steps<R: Reconciler>(
             shared.backoff.reset(&key);
             let interval = outcome.requeue_after.unwrap_or_else(|| obj.interval());
             let requeue = shared.policy.after_success(interval, jitter_draw());
-            Ok((to_action(requeue), true))
+            Ok(Done::new(requeue, true))
         }
         Err(err) => {
             let message = err.detailed_message();
-            tracing::error!(
-                class = %err.class(),
-                reason = err.reason(),
-                error = %message,
-                "reconciliation failed"
-            );
+            let requeue = failure_requeue(shared, obj, &key, err);
+            let retry_in = match requeue {
+                Requeue::After(delay) => Some(delay),
+                Requeue::OnChange => None,
+            };
+            if err.is_waiting() {
+                tracing::info!(reason = err.reason(), detail = %message, ?retry_in, "waiting");
+            } else {
+                tracing::error!(
+                    class = %err.class(),
+                    reason = err.reason(),
+                    error = %message,
+                    ?retry_in,
+                    "reconciliation failed"
+                );
+            }
             if ready_changed {
                 shared.recorder.publish(
                     &object_ref,
@@ -637,7 +689,7 @@ async fn run_steps<R: Reconciler>(
                     metadata,
                 );
             }
-            Ok((failure_requeue(shared, obj, &key, err), false))
+            Ok(Done::new(requeue, false))
         }
     }
 }
@@ -647,22 +699,21 @@ fn failure_requeue<R: Reconciler>(
     obj: &R::Object,
     key: &str,
     err: &ReconcileError,
-) -> Action {
+) -> Requeue {
     let backoff = if err.is_transient() {
         shared.backoff.next_delay(key)
     } else {
         shared.backoff.reset(key);
         shared.policy.min_retry_delay
     };
-    let requeue = shared.policy.after_failure(
+    shared.policy.after_failure(
         Failure {
             class: err.class(),
             retry_after: err.retry_delay(),
         },
         obj.retry_interval(),
         backoff,
-    );
-    to_action(requeue)
+    )
 }
 
 fn to_action(requeue: Requeue) -> Action {
@@ -673,21 +724,29 @@ fn to_action(requeue: Requeue) -> Action {
 }
 
 /// Adds the finalizer with a merge patch guarded by the resource version.
-async fn add_finalizer<K: FluxObject>(api: &Api<K>, obj: &K) -> Result<(), kube::Error> {
+async fn add_finalizer<K: FluxObject>(
+    api: &Api<K>,
+    obj: &K,
+    manager: &str,
+) -> Result<(), kube::Error> {
     let mut finalizers = obj.finalizers().to_vec();
     finalizers.push(FINALIZER.to_owned());
-    patch_finalizers(api, obj, finalizers).await
+    patch_finalizers(api, obj, finalizers, manager).await
 }
 
 /// Removes the finalizer with a merge patch guarded by the resource version.
-async fn remove_finalizer<K: FluxObject>(api: &Api<K>, obj: &K) -> Result<(), kube::Error> {
+async fn remove_finalizer<K: FluxObject>(
+    api: &Api<K>,
+    obj: &K,
+    manager: &str,
+) -> Result<(), kube::Error> {
     let finalizers: Vec<String> = obj
         .finalizers()
         .iter()
         .filter(|f| *f != FINALIZER)
         .cloned()
         .collect();
-    match patch_finalizers(api, obj, finalizers).await {
+    match patch_finalizers(api, obj, finalizers, manager).await {
         Err(kube::Error::Api(resp)) if resp.code == 404 => Ok(()),
         other => other,
     }
@@ -697,6 +756,7 @@ async fn patch_finalizers<K: FluxObject>(
     api: &Api<K>,
     obj: &K,
     finalizers: Vec<String>,
+    manager: &str,
 ) -> Result<(), kube::Error> {
     let patch = json!({
         "metadata": {
@@ -704,13 +764,13 @@ async fn patch_finalizers<K: FluxObject>(
             "finalizers": finalizers,
         }
     });
-    api.patch(
-        &obj.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map(|_| ())
+    let params = PatchParams {
+        field_manager: Some(manager.to_owned()),
+        ..PatchParams::default()
+    };
+    api.patch(&obj.name_any(), &params, &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
 }
 
 /// The controller's own namespace; see [`ControllerOptions::namespace`].

@@ -6,6 +6,7 @@
 //! controller's own status writes and metadata edits such as adding the finalizer, is ignored:
 //! this is what keeps a controller from reconciling in a loop after writing its status.
 
+use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
@@ -48,6 +49,60 @@ pub fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     TriggerKey::of(obj).hash(&mut hasher);
     Some(hasher.finish())
+}
+
+/// Remembers the [`TriggerKey`] of every object seen, and admits an object only when its key
+/// changed (or it is new).
+///
+/// Objects are told apart by namespace, name and uid, so an object deleted and created again
+/// under the same name is new.
+#[derive(Debug, Default)]
+pub struct TriggerFilter {
+    seen: HashMap<(String, String, String), u64>,
+}
+
+impl TriggerFilter {
+    /// An empty filter: every object is new.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `obj` needs a reconcile; records it as seen.
+    pub fn admit<K: Resource>(&mut self, obj: &K) -> bool {
+        let hash = trigger_hash(obj).unwrap_or_default();
+        self.seen.insert(identity(obj), hash) != Some(hash)
+    }
+
+    /// Forgets `obj` (after it was deleted).
+    pub fn forget<K: Resource>(&mut self, obj: &K) {
+        self.seen.remove(&identity(obj));
+    }
+
+    /// Keeps only the objects in `current` (after a relist: the objects that still exist), so
+    /// the filter does not grow with objects deleted while the watch was down.
+    pub fn retain<'a, K: Resource + 'a>(&mut self, current: impl IntoIterator<Item = &'a K>) {
+        let current: std::collections::HashSet<_> = current.into_iter().map(identity).collect();
+        self.seen.retain(|key, _| current.contains(key));
+    }
+
+    /// How many objects are remembered.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether no object is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+fn identity<K: Resource>(obj: &K) -> (String, String, String) {
+    let meta = obj.meta();
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+        meta.uid.clone().unwrap_or_default(),
+    )
 }
 
 /// The value of the `reconcile.fluxcd.io/requestedAt` annotation, if any.
@@ -117,6 +172,35 @@ mod tests {
         assert_ne!(trigger_hash(&first), trigger_hash(&second));
         assert_eq!(requested_at(&second), Some("2024-01-01T00:00:01Z"));
         assert_eq!(requested_at(&before), None);
+    }
+
+    #[test]
+    fn filter_admits_new_and_changed_objects_only() {
+        let mut filter = TriggerFilter::new();
+        let first = object(1);
+        assert!(filter.admit(&first), "a new object is admitted");
+        let mut status_only = first.clone();
+        status_only.metadata.resource_version = Some("9".into());
+        assert!(!filter.admit(&status_only), "a status-only update is not");
+        assert!(filter.admit(&object(2)), "a new generation is");
+        assert!(!filter.admit(&object(2)));
+
+        // Same name, new uid: a different object.
+        let mut recreated = object(2);
+        recreated.metadata.uid = Some("other".into());
+        assert!(filter.admit(&recreated));
+        assert_eq!(filter.len(), 2);
+
+        filter.forget(&recreated);
+        assert!(filter.admit(&recreated), "forgotten objects are new again");
+
+        let mut other = object(1);
+        other.metadata.name = Some("b".into());
+        filter.admit(&other);
+        filter.retain([&other]);
+        assert_eq!(filter.len(), 1);
+        assert!(!filter.admit(&other));
+        assert!(filter.admit(&object(2)));
     }
 
     #[test]
