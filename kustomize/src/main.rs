@@ -1,0 +1,2 @@
+//! `ferroflux-kustomize build DIR`. TODO(KD)
+fn main() {}

@@ -1,0 +1,1 @@
+//! TODO(KB): fill in.
