@@ -1,7 +1,7 @@
 //! Status condition types, reasons and pure helpers over `status.conditions`.
 //!
 //! Conditions are Kubernetes' `metav1.Condition`
-//! ([`Condition`](k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition)). The
+//! ([`Condition`]). The
 //! condition [`types`] and [`reasons`] are spelled exactly as Flux v2.9 spells them. The
 //! helpers are pure functions over a `Vec<Condition>` (or a slice), taking the current time
 //! and the object's generation as a [`Stamp`] so tests are deterministic.

@@ -18,7 +18,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toolkit_sdk::api::{GoDuration, LocalObjectReference};
-use toolkit_sdk::runtime::{FluxObject, FluxStatus};
+use toolkit_sdk::runtime::FluxObject;
 
 /// The desired greeting.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -137,28 +137,4 @@ impl FluxObject for Greeting {
     }
 }
 
-impl FluxStatus for GreetingStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.conditions
-    }
-
-    fn observed_generation(&self) -> i64 {
-        self.observed_generation
-    }
-
-    fn set_observed_generation(&mut self, generation: i64) {
-        self.observed_generation = generation;
-    }
-
-    fn last_handled_reconcile_at(&self) -> Option<&str> {
-        self.last_handled_reconcile_at.as_deref()
-    }
-
-    fn set_last_handled_reconcile_at(&mut self, value: String) {
-        self.last_handled_reconcile_at = Some(value);
-    }
-}
+toolkit_sdk::impl_flux_status!(GreetingStatus);

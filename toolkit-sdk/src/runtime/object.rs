@@ -69,3 +69,52 @@ pub trait FluxStatus:
     /// Sets `status.lastHandledReconcileAt`.
     fn set_last_handled_reconcile_at(&mut self, value: String);
 }
+
+/// Implements [`FluxStatus`] for a status struct with the usual Flux field names:
+/// `conditions: Vec<Condition>`, `observed_generation: i64` and
+/// `last_handled_reconcile_at: Option<String>`.
+///
+/// ```
+/// use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+///
+/// #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+/// struct WidgetStatus {
+///     observed_generation: i64,
+///     conditions: Vec<Condition>,
+///     last_handled_reconcile_at: Option<String>,
+/// }
+/// toolkit_sdk::impl_flux_status!(WidgetStatus);
+/// ```
+#[macro_export]
+macro_rules! impl_flux_status {
+    ($status:ty) => {
+        impl $crate::runtime::FluxStatus for $status {
+            fn conditions(&self) -> &[::k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+                &self.conditions
+            }
+
+            fn conditions_mut(
+                &mut self,
+            ) -> &mut ::std::vec::Vec<::k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>
+            {
+                &mut self.conditions
+            }
+
+            fn observed_generation(&self) -> i64 {
+                self.observed_generation
+            }
+
+            fn set_observed_generation(&mut self, generation: i64) {
+                self.observed_generation = generation;
+            }
+
+            fn last_handled_reconcile_at(&self) -> ::std::option::Option<&str> {
+                self.last_handled_reconcile_at.as_deref()
+            }
+
+            fn set_last_handled_reconcile_at(&mut self, value: ::std::string::String) {
+                self.last_handled_reconcile_at = ::std::option::Option::Some(value);
+            }
+        }
+    };
+}

@@ -140,26 +140,7 @@ mod tests {
         extra: Option<String>,
     }
 
-    impl FluxStatus for TestStatus {
-        fn conditions(&self) -> &[Condition] {
-            &self.conditions
-        }
-        fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-            &mut self.conditions
-        }
-        fn observed_generation(&self) -> i64 {
-            self.observed_generation
-        }
-        fn set_observed_generation(&mut self, generation: i64) {
-            self.observed_generation = generation;
-        }
-        fn last_handled_reconcile_at(&self) -> Option<&str> {
-            self.last_handled_reconcile_at.as_deref()
-        }
-        fn set_last_handled_reconcile_at(&mut self, value: String) {
-            self.last_handled_reconcile_at = Some(value);
-        }
-    }
+    crate::impl_flux_status!(TestStatus);
 
     fn stamp(generation: i64) -> Stamp {
         Stamp::new(
