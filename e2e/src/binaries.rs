@@ -403,6 +403,19 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_build_step_reports_what_failed_and_its_output() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo 'go: module lookup disabled' >&2; exit 3"]);
+        let message = match run_with_progress("etcd test", &mut cmd) {
+            Ok(()) => panic!("a failing build step must fail"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(message.contains("building etcd test failed"), "{message}");
+        assert!(message.contains("go: module lookup disabled"), "{message}");
+        assert!(message.contains("full log in"), "{message}");
+    }
+
+    #[test]
     fn staging_version_follows_the_kubernetes_minor() {
         assert_eq!(staging_version("1.36.3").ok().as_deref(), Some("0.36.3"));
         assert!(staging_version("2.0.0").is_err());
