@@ -26,7 +26,9 @@ pub mod binaries;
 pub mod certs;
 pub mod control_plane;
 pub mod crds;
+pub mod git_server;
 pub mod nodes;
+pub mod oci_registry;
 pub mod process;
 
 use std::path::{Path, PathBuf};

@@ -28,7 +28,9 @@ use crate::conditions::Stamp;
 use crate::error::ReconcileError;
 use crate::events::{EventRecorder, EventSeverity};
 use crate::flags::{LeaderElectionArgs, ObservabilityArgs, RuntimeArgs};
-use crate::leader::{LeaderElectionError, LeaderElector, always_leader, default_identity};
+use crate::leader::{
+    LeaderElectionError, LeaderElector, always_leader, default_identity, lease_name,
+};
 use crate::metrics::Metrics;
 use crate::observability::{self, Readiness, ServeError};
 
@@ -204,7 +206,7 @@ impl<R: Reconciler> Controller<R> {
             let elector = LeaderElector::new(
                 client.clone(),
                 &own_namespace,
-                &format!("{}-leader-election", options.name),
+                &lease_name(&options.name, &options.runtime.watch_label_selector),
                 default_identity(),
                 (&options.leader_election).into(),
             )

@@ -53,7 +53,8 @@
 //! # Leader election and shutdown
 //!
 //! With `--enable-leader-election`, every replica watches (and is ready once its watch has
-//! listed the objects) but only the holder of the `<name>-leader-election` Lease reconciles.
+//! listed the objects) but only the holder of the `<name>-leader-election` Lease reconciles
+//! (plus a hash of `--watch-label-selector` when set, so each shard elects its own leader).
 //! On SIGTERM or SIGINT the controller stops taking work, lets in-flight reconciles finish
 //! (bounded by [`ControllerOptions::shutdown_timeout`]), then releases the Lease so a standby
 //! takes over at once, flushes events, and stops the endpoints. A replica that loses the Lease
