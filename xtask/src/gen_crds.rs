@@ -7,10 +7,14 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 
 /// Every CRD the repository ships, with the file it is written to (relative to the repo root).
 fn catalogue() -> Vec<(PathBuf, CustomResourceDefinition)> {
-    vec![(
+    let mut crds = vec![(
         PathBuf::from("examples/greeter-controller/config/crd.yaml"),
         greeter_controller::crd(),
-    )]
+    )];
+    for (file, crd) in source_controller::api::crds() {
+        crds.push((PathBuf::from("config/crd/bases").join(file), crd));
+    }
+    crds
 }
 
 /// Renders a CRD the way it is committed.
