@@ -944,3 +944,30 @@ async fn fetches_what_status_artifact_describes() {
     assert!(matches!(err, FetchError::TooLarge { .. }), "{err:?}");
     assert_eq!(server.hits("/abc.tar.gz"), hits);
 }
+
+#[test]
+fn a_local_archive_unpacks_with_the_same_rules() {
+    let ws = Workspace::new();
+    let good = ws.dir.path().join("good.tar.gz");
+    fs::write(
+        &good,
+        Tarball::new().file("deploy/app.yaml", "kind: App\n").gz(),
+    )
+    .unwrap();
+    let unpacked =
+        toolkit_sdk::artifact_fetch::unpack(&good, &ws.dest(), &FetchLimits::default()).unwrap();
+    assert_eq!(unpacked.path, ws.dest());
+    assert_eq!(
+        fs::read_to_string(ws.dest().join("deploy/app.yaml")).unwrap(),
+        "kind: App\n"
+    );
+
+    // An escaping entry is refused and the previous tree stays in place.
+    let bad = ws.dir.path().join("bad.tar.gz");
+    fs::write(&bad, Tarball::new().file("../x", "escaped").gz()).unwrap();
+    let err =
+        toolkit_sdk::artifact_fetch::unpack(&bad, &ws.dest(), &FetchLimits::default()).unwrap_err();
+    assert_unsafe(&err, "../x");
+    ws.assert_outside_untouched();
+    assert!(ws.dest().join("deploy/app.yaml").is_file());
+}

@@ -432,6 +432,36 @@ fn request_error(err: reqwest::Error, shown_url: &str) -> FetchError {
     }
 }
 
+/// What [`unpack`] put in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpacked {
+    /// The directory holding the unpacked tree (the `dest` that was passed in).
+    pub path: PathBuf,
+    /// How many entries the archive held.
+    pub entries: u64,
+}
+
+/// Unpacks a local `.tar.gz` into `dest` with the same rules as [`ArtifactFetcher::fetch`]:
+/// the limits, the refusal of entries and links that escape, and the atomic replacement of an
+/// existing `dest` (a failure leaves the previous tree in place).
+///
+/// This is blocking file-system work: call it from `tokio::task::spawn_blocking` in async code.
+///
+/// # Errors
+/// [`FetchError::CorruptArchive`] when the file is not a gzip-compressed tar,
+/// [`FetchError::UnsafeEntry`] for an entry that escapes `dest`, the limit errors, and
+/// [`FetchError::Io`] for local file-system failures.
+pub fn unpack(archive: &Path, dest: &Path, limits: &FetchLimits) -> Result<Unpacked, FetchError> {
+    let (parent, name) = split_dest(dest)?;
+    fs::create_dir_all(&parent)
+        .map_err(|e| FetchError::io(format!("cannot create {}", parent.display()), e))?;
+    let extracted = unpack_and_replace(archive, dest, &parent, &name, limits)?;
+    Ok(Unpacked {
+        path: dest.to_path_buf(),
+        entries: extracted.entries,
+    })
+}
+
 /// The parent directory and file name of `dest`.
 fn split_dest(dest: &Path) -> Result<(PathBuf, OsString), FetchError> {
     let name = dest.file_name().ok_or_else(|| {
