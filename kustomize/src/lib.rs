@@ -1,6 +1,6 @@
 //! `ferroflux-kustomize`: a native kustomize engine.
 //!
-//! [`build`] turns a kustomization directory into the list of objects `kubectl kustomize` prints,
+//! [`build()`] turns a kustomization directory into the list of objects `kubectl kustomize` prints,
 //! in the same order. The binary `ferroflux-kustomize build DIR` prints them as a YAML stream.
 
 pub mod build;
@@ -13,6 +13,8 @@ pub mod replacements;
 pub mod resource;
 pub mod transform;
 
-// KA: re-export `build`, `BuildOptions`, `to_yaml` from `build` once they exist.
-// KA: `pub use error::Error;` once it exists.
+pub use build::{BuildOptions, build, to_yaml};
+pub use error::Error;
+pub use kustomization::Kustomization;
+pub use loader::LoadRestrictions;
 pub use resource::{ResId, Resource};

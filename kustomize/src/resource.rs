@@ -150,3 +150,20 @@ pub fn ensure_mapping<'a>(value: &'a mut Value, key: &str) -> &'a mut serde_yaml
         _ => unreachable!("made a mapping just above"),
     }
 }
+
+/// The mapping under `key` in `map`, created (or replaced, if it is not a mapping) when missing.
+pub fn ensure_child_mapping<'a>(
+    map: &'a mut serde_yaml::Mapping,
+    key: &str,
+) -> &'a mut serde_yaml::Mapping {
+    let entry = map
+        .entry(Value::from(key))
+        .or_insert_with(|| Value::Mapping(serde_yaml::Mapping::new()));
+    if !entry.is_mapping() {
+        *entry = Value::Mapping(serde_yaml::Mapping::new());
+    }
+    match entry {
+        Value::Mapping(inner) => inner,
+        _ => unreachable!("made a mapping just above"),
+    }
+}
