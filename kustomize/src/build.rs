@@ -79,6 +79,11 @@ pub struct BuildOptions {
     /// `$retainKeys` their Kubernetes meaning. `false` (the default) copies them into the output
     /// as fields, as `kubectl kustomize` v5 does.
     pub apply_extended_patch_directives: bool,
+    /// Refuse a `patches` entry whose `target` picks no object, naming the kustomization and the
+    /// target. `false` (the default) ignores such a patch, as `kubectl kustomize` v5 does; `true`
+    /// catches a target that no longer matches after a rename, before it silently stops
+    /// applying (`ferroflux-kustomize build --fail-on-unmatched-patch`).
+    pub fail_on_unmatched_patch_target: bool,
 }
 
 /// Builds the kustomization in `dir` into the objects `kubectl kustomize dir` prints, in order.
@@ -585,6 +590,9 @@ impl Builder<'_> {
             applied.push("PatchStrategicMergeTransformer");
         }
         for patch in &k.patches {
+            if self.options.fail_on_unmatched_patch_target {
+                check_patch_target_matches(target, resources, patch)?;
+            }
             apply_patch(target, resources, patch, &smp_options)?;
             applied.push("PatchTransformer");
         }
@@ -709,6 +717,36 @@ fn apply_patches_strategic_merge(
             .map_err(|e| e.in_file(origin))?;
     }
     Ok(())
+}
+
+/// Fails when `patch` has a target that picks none of `resources`.
+fn check_patch_target_matches(
+    target: &Target,
+    resources: &[Resource],
+    patch: &Patch,
+) -> Result<(), Error> {
+    let Some(raw) = patch.target.as_ref() else {
+        return Ok(());
+    };
+    let selector =
+        patch::Selector::new(raw).map_err(|e| Error::step(&target.file, "patches", e))?;
+    if resources.iter().any(|r| selector.matches(r)) {
+        return Ok(());
+    }
+    let what = patch
+        .path
+        .as_deref()
+        .map_or_else(|| "an inline patch".to_string(), |p| format!("patch {p}"));
+    Err(Error::Invalid {
+        path: target.file.clone(),
+        message: format!(
+            "the target of {what} ({}) matches no resource",
+            serde_yaml::to_string(raw)
+                .unwrap_or_default()
+                .trim()
+                .replace('\n', ", ")
+        ),
+    })
 }
 
 /// One entry of `patches`: a strategic merge patch (to the objects its target picks, or to the

@@ -32,6 +32,9 @@ enum Command {
         /// does) instead of failing (as kubectl does).
         #[arg(long)]
         generate_missing_kustomization: bool,
+        /// Fail when a `patches` entry's target picks no object (kubectl ignores such a patch).
+        #[arg(long)]
+        fail_on_unmatched_patch: bool,
     },
 }
 
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         dir,
         load_restrictor,
         generate_missing_kustomization,
+        fail_on_unmatched_patch,
     } = Cli::parse().command;
     let options = BuildOptions {
         load_restrictions: match load_restrictor {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
             Restrictor::LoadRestrictionsNone => LoadRestrictions::None,
         },
         generate_missing_kustomization,
+        fail_on_unmatched_patch_target: fail_on_unmatched_patch,
         ..BuildOptions::default()
     };
     let yaml = match build(&dir, &options).and_then(|objects| to_yaml(&objects)) {

@@ -6,4 +6,9 @@
 //!   the HTTP file server.
 
 pub mod api;
+pub mod controller;
+/// The Git side of GitRepository: list refs, resolve `spec.ref`, check out a commit, verify signatures.
+pub mod git;
+/// The registry side of OCIRepository: resolve `spec.ref` to a digest, pull and unpack a layer.
+pub mod oci;
 pub mod storage;

@@ -21,4 +21,5 @@ pub mod logging;
 pub mod metrics;
 pub mod observability;
 pub mod runtime;
+pub mod semver;
 pub mod tls;

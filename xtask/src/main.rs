@@ -1,10 +1,12 @@
 //! `cargo xtask <task>`: project chores that need nothing beyond cargo (and Go, for the first control-plane build).
 
 mod bench;
+mod bench_kustomize;
 mod ci;
 mod cluster;
 mod demo;
 mod gen_crds;
+mod gen_patch_schema;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -33,6 +35,12 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Write kustomize/src/patch/schema.json (strategic-merge keys) from the local API server's OpenAPI.
+    GenPatchSchema {
+        /// Fail instead of writing when the committed file differs.
+        #[arg(long)]
+        check: bool,
+    },
     /// Run the whole test suite against one shared tier-2 control plane.
     Test {
         /// Extra arguments for `cargo test`.
@@ -44,6 +52,18 @@ enum Task {
         /// Starts per tier.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+    },
+    /// Our kustomize engine against `kubectl kustomize` on a large generated overlay.
+    BenchKustomize {
+        /// Timed builds per tool (after one build each that checks the outputs agree).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Applications in the base (five objects each).
+        #[arg(long, default_value_t = 400)]
+        apps: usize,
+        /// Keep the generated overlay (its path is printed).
+        #[arg(long)]
+        keep: bool,
     },
     /// Formatting, clippy and generated files up to date.
     Lint,
@@ -65,8 +85,10 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::GenCrds { check } => gen_crds::run(check),
+        Task::GenPatchSchema { check } => gen_patch_schema::run(check),
         Task::Test { args } => ci::test(&args),
         Task::BenchControlPlane { runs } => bench::control_plane(runs),
+        Task::BenchKustomize { runs, apps, keep } => bench_kustomize::run(apps, runs, keep),
         Task::Lint => ci::lint(),
         Task::Ci => {
             ci::lint()?;

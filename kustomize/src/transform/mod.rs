@@ -35,7 +35,7 @@
 //! (`internal.config.kubernetes.io/previousNames`, `previousNamespaces`, `previousKinds`,
 //! `prefixes`, `suffixes`), so they travel with the object through every level and survive
 //! patches. [`previous_ids`] reads them. When a resource has none but its
-//! [`Resource::original_id`] differs from its current identity, the original id is used.
+//! [`Resource::original_id`](crate::Resource::original_id) differs from its current identity, the original id is used.
 
 mod config;
 pub mod de;
@@ -88,9 +88,7 @@ pub enum Error {
         id: Box<ResId>,
     },
     /// A `replicas:` entry matches no object.
-    #[error(
-        "replicas: resource with name {name} does not match a config with the following GVK [{kinds}]"
-    )]
+    #[error("resource with name {name} does not match a config with the following GVK [{kinds}]")]
     ReplicaTargetNotFound {
         /// The entry's name.
         name: String,

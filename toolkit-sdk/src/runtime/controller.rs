@@ -1,38 +1,18 @@
-//! The controller process: watch, leader election, the reconcile loop, shutdown.
+//! The options of a controller process, its errors, and [`Controller`], the one-kind shortcut
+//! for a [`Manager`].
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, ReconcileReason, ReconcileRequest};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, applier, watcher};
-use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use kube::Client;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use super::object::{FluxObject, FluxStatus};
-use super::reconciler::{Context, Reconciler};
-use super::schedule::{Backoff, Failure, Requeue, RequeuePolicy, jitter_draw};
-use super::status;
-use super::trigger::TriggerFilter;
-use crate::api::GoDuration;
-use crate::api::meta::{FINALIZER, requested_at};
-use crate::conditions::Stamp;
-use crate::error::ReconcileError;
-use crate::events::{EventRecorder, EventSeverity};
+use super::manager::Manager;
+use super::reconciler::Reconciler;
+use super::schedule::RequeuePolicy;
 use crate::flags::{LeaderElectionArgs, ObservabilityArgs, RuntimeArgs};
-use crate::leader::{
-    LeaderElectionError, LeaderElector, always_leader, default_identity, lease_name,
-};
+use crate::leader::LeaderElectionError;
 use crate::metrics::Metrics;
-use crate::observability::{self, Readiness, ServeError};
+use crate::observability::{Readiness, ServeError};
 
 /// Environment variable naming the controller's own namespace (as in Flux).
 pub const RUNTIME_NAMESPACE_ENV: &str = "RUNTIME_NAMESPACE";
@@ -40,12 +20,13 @@ pub const RUNTIME_NAMESPACE_ENV: &str = "RUNTIME_NAMESPACE";
 /// Default bound on finishing in-flight reconciles after a shutdown signal.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How a controller runs: its name and the shared flag groups.
+/// How a controller process runs: its name and the shared flag groups. Every controller of a
+/// [`Manager`] shares them.
 #[derive(Debug, Clone)]
 pub struct ControllerOptions {
-    /// The controller's name, e.g. `greeter-controller`: field manager of its status writes,
-    /// `reportingController` of its events, and prefix of its leader election Lease
-    /// (`<name>-leader-election`).
+    /// The controller's name, e.g. `source-controller`: field manager of the status writes,
+    /// `reportingController` of the events, and prefix of the leader election Lease
+    /// (`<name>-leader-election`), for every kind the process reconciles.
     pub name: String,
     /// `--concurrent`, retry delays, jitter, and which objects are watched.
     pub runtime: RuntimeArgs,
@@ -78,7 +59,7 @@ impl ControllerOptions {
         }
     }
 
-    fn requeue_policy(&self) -> RequeuePolicy {
+    pub(super) fn requeue_policy(&self) -> RequeuePolicy {
         RequeuePolicy {
             jitter_percent: f64::from(self.runtime.interval_jitter_percentage),
             min_retry_delay: self.runtime.min_retry_delay,
@@ -88,9 +69,24 @@ impl ControllerOptions {
     }
 }
 
-/// Why a controller stopped with an error.
+/// Why a controller process stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// [`Manager::run`] was called without any controller.
+    #[error("the manager has no controller to run")]
+    NoControllers,
+    /// Two controllers were added for the same kind.
+    #[error("more than one controller for kind {kind}")]
+    DuplicateKind {
+        /// The kind.
+        kind: String,
+    },
+    /// A controller's loop ended (or panicked) while the process was not shutting down.
+    #[error("the {kind} controller stopped unexpectedly")]
+    ControllerStopped {
+        /// The kind it reconciles.
+        kind: String,
+    },
     /// The metrics or health endpoints could not be served.
     #[error("cannot serve the metrics and health endpoints")]
     Serve(#[source] ServeError),
@@ -102,710 +98,54 @@ pub enum RuntimeError {
     Signals(#[source] std::io::Error),
 }
 
-/// An error of the runtime's own API calls around a reconcile (finalizer, status write).
-#[derive(Debug, thiserror::Error)]
-enum ObjectError {
-    #[error("cannot add the finalizer")]
-    AddFinalizer(#[source] kube::Error),
-    #[error("cannot remove the finalizer")]
-    RemoveFinalizer(#[source] kube::Error),
-    #[error("cannot serialize the status")]
-    Serialize(#[source] serde_json::Error),
-    #[error("cannot write the status")]
-    WriteStatus(#[source] kube::Error),
+/// A process that reconciles one kind: a [`Manager`] with one controller, for the common
+/// case. See the [module docs](super).
+///
+/// `Controller::new(reconciler, options).run(client)` is
+/// `Manager::new(options).with_controller(reconciler).run(client)`.
+#[derive(Debug)]
+pub struct Controller {
+    manager: Manager,
 }
 
-/// A controller for one kind, built on [`Reconciler`]. See the [module docs](super).
-pub struct Controller<R: Reconciler> {
-    reconciler: Arc<R>,
-    options: ControllerOptions,
-    metrics: Metrics,
-    readiness: Readiness,
-    shutdown: CancellationToken,
-}
-
-impl<R: Reconciler> std::fmt::Debug for Controller<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Controller")
-            .field("options", &self.options)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<R: Reconciler> Controller<R> {
+impl Controller {
     /// A controller running `reconciler` with `options`.
-    pub fn new(reconciler: R, options: ControllerOptions) -> Self {
+    pub fn new<R: Reconciler>(reconciler: R, options: ControllerOptions) -> Self {
         Self {
-            reconciler: Arc::new(reconciler),
-            options,
-            metrics: Metrics::new(),
-            readiness: Readiness::new(),
-            shutdown: CancellationToken::new(),
+            manager: Manager::new(options).with_controller(reconciler),
         }
     }
 
     /// Uses `metrics` (which may hold the controller's own metrics) instead of a fresh registry.
-    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = metrics;
-        self
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        Self {
+            manager: self.manager.with_metrics(metrics),
+        }
     }
 
     /// A token that stops the controller gracefully when cancelled, like SIGTERM does.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        self.manager.shutdown_token()
     }
 
     /// The readiness handle served on `/readyz` (ready once the watch has listed the objects).
     pub fn readiness(&self) -> Readiness {
-        self.readiness.clone()
+        self.manager.readiness()
+    }
+
+    /// The [`Manager`] this controller runs in, to add more kinds to.
+    pub fn into_manager(self) -> Manager {
+        self.manager
     }
 
     /// Runs until SIGTERM/SIGINT (or the [`shutdown_token`](Self::shutdown_token)), then
     /// finishes in-flight reconciles (bounded by `shutdown_timeout`), hands leadership over,
-    /// flushes events and stops the endpoints.
+    /// flushes events and stops the endpoints; see [`Manager::run`].
     ///
     /// # Errors
     /// Returns an error when the endpoints cannot be bound, when leader election cannot start,
     /// or when this replica loses the lease (the process should then exit, as Flux does).
     pub async fn run(self, client: Client) -> Result<(), RuntimeError> {
-        let Self {
-            reconciler,
-            options,
-            metrics,
-            readiness,
-            shutdown,
-        } = self;
-        spawn_signal_handler(shutdown.clone()).map_err(RuntimeError::Signals)?;
-
-        let servers_token = CancellationToken::new();
-        let servers = observability::serve(
-            &options.observability,
-            metrics.clone(),
-            readiness.clone(),
-            servers_token.clone(),
-        )
-        .await
-        .map_err(RuntimeError::Serve)?;
-        tracing::info!(
-            metrics = %servers.metrics_addr(),
-            health = %servers.health_addr(),
-            "serving metrics and health endpoints"
-        );
-
-        let own_namespace = own_namespace(&options, &client);
-        let recorder = EventRecorder::new(
-            client.clone(),
-            options.name.clone(),
-            options.observability.events_addr.clone(),
-        );
-
-        // Leader election: every replica watches (so a standby is ready and takes over with a
-        // warm cache), only the leader reconciles.
-        let election_token = CancellationToken::new();
-        let (leading, election) = if options.leader_election.enable_leader_election {
-            let elector = LeaderElector::new(
-                client.clone(),
-                &own_namespace,
-                &lease_name(&options.name, &options.runtime.watch_label_selector),
-                default_identity(),
-                (&options.leader_election).into(),
-            )
-            .map_err(RuntimeError::LeaderElection)?;
-            let leading = elector.subscribe();
-            (
-                leading,
-                Some(tokio::spawn(elector.run(election_token.clone()))),
-            )
-        } else {
-            (always_leader(), None)
-        };
-
-        let api: Api<R::Object> = if options.runtime.watch_all_namespaces {
-            Api::all(client.clone())
-        } else {
-            Api::namespaced(client.clone(), &own_namespace)
-        };
-        let mut watch_config = watcher::Config::default();
-        if !options.runtime.watch_label_selector.is_empty() {
-            watch_config = watch_config.labels(&options.runtime.watch_label_selector);
-        }
-        let kind = R::Object::kind(&()).into_owned();
-        tracing::info!(
-            %kind,
-            namespace = if options.runtime.watch_all_namespaces { "*" } else { own_namespace.as_str() },
-            selector = %options.runtime.watch_label_selector,
-            concurrency = options.runtime.concurrent,
-            "starting controller"
-        );
-
-        let shared = Arc::new(Shared {
-            reconciler,
-            client: client.clone(),
-            name: options.name.clone().into(),
-            kind,
-            recorder: recorder.clone(),
-            metrics,
-            policy: options.requeue_policy(),
-            backoff: Backoff::new(
-                options.runtime.min_retry_delay,
-                options.runtime.max_retry_delay,
-            ),
-        });
-
-        let (writer_store, writer) = reflector::store();
-        let (queue_tx, queue_rx) = mpsc::channel::<ReconcileRequest<R::Object>>(1024);
-        let stop_queue = CancellationToken::new();
-        let driver = tokio::spawn(drive_watch::<R::Object>(
-            api,
-            watch_config,
-            writer,
-            writer_store.clone(),
-            queue_tx,
-            leading.clone(),
-            stop_queue.clone(),
-            readiness.clone(),
-        ));
-
-        let concurrency = u16::try_from(options.runtime.concurrent.max(1)).unwrap_or(u16::MAX);
-        let queue = tokio_stream_from(queue_rx).map(Ok::<_, Infallible>);
-        let reconciles = applier(
-            {
-                let shared = shared.clone();
-                move |obj: Arc<R::Object>, _ctx: Arc<()>| {
-                    let shared = shared.clone();
-                    Box::pin(async move {
-                        match tokio::spawn(reconcile_object(obj, shared)).await {
-                            Ok(result) => result,
-                            Err(join) => Err(JoinFailed(join.to_string())),
-                        }
-                    })
-                }
-            },
-            {
-                let shared = shared.clone();
-                move |obj: Arc<R::Object>, err: &JoinFailed, _ctx: Arc<()>| {
-                    let key = object_key(obj.as_ref());
-                    tracing::error!(object = %key, error = %err, "reconcile task failed");
-                    Action::requeue(shared.backoff.next_delay(&key))
-                }
-            },
-            Arc::new(()),
-            writer_store,
-            queue,
-            kube::runtime::controller::Config::default().concurrency(concurrency),
-        )
-        .for_each(|result| async move {
-            if let Err(err) = result {
-                match err {
-                    kube::runtime::controller::Error::ObjectNotFound(_) => {
-                        tracing::debug!(error = %err, "object is gone")
-                    }
-                    err => tracing::warn!(error = &err as &dyn std::error::Error, "controller"),
-                }
-            }
-        });
-        let mut reconciles = std::pin::pin!(reconciles);
-
-        // Run until shutdown or lost leadership.
-        let mut leading_watch = leading.clone();
-        let lost = async move {
-            // Lost means: we led, and now we do not. A closed channel without that sequence
-            // (leader election disabled) never resolves.
-            let led = leading_watch.wait_for(|&l| l).await.is_ok();
-            if !(led && leading_watch.wait_for(|&l| !l).await.is_ok()) {
-                std::future::pending::<()>().await;
-            }
-        };
-        let mut result = Ok(());
-        tokio::select! {
-            () = &mut reconciles => {}
-            () = shutdown.cancelled() => {
-                tracing::info!("shutdown requested; finishing in-flight reconciles");
-            }
-            () = lost => {
-                tracing::error!("leadership lost; stopping reconciles");
-            }
-        }
-        readiness.set_ready(false);
-        stop_queue.cancel();
-        if tokio::time::timeout(options.shutdown_timeout, &mut reconciles)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                timeout = ?options.shutdown_timeout,
-                "in-flight reconciles did not finish in time; stopping anyway"
-            );
-        }
-        let _ = driver.await;
-
-        // Hand leadership over only once nothing reconciles any more.
-        election_token.cancel();
-        if let Some(election) = election {
-            match election.await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => result = Err(RuntimeError::LeaderElection(err)),
-                Err(join) => tracing::error!(error = %join, "leader election task failed"),
-            }
-        }
-        if tokio::time::timeout(Duration::from_secs(5), recorder.flush())
-            .await
-            .is_err()
-        {
-            tracing::warn!("events were still being delivered at shutdown");
-        }
-        servers_token.cancel();
-        if let Err(err) = servers.wait().await {
-            tracing::warn!(
-                error = &err as &dyn std::error::Error,
-                "endpoint server error"
-            );
-        }
-        tracing::info!("controller stopped");
-        result
+        self.manager.run(client).await
     }
-}
-
-/// A reconcile task that panicked or was cancelled.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct JoinFailed(String);
-
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> + Send {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
-}
-
-/// Everything a reconcile task needs, shared by all of them.
-struct Shared<R: Reconciler> {
-    reconciler: Arc<R>,
-    client: Client,
-    name: Arc<str>,
-    kind: String,
-    recorder: EventRecorder,
-    metrics: Metrics,
-    policy: RequeuePolicy,
-    backoff: Backoff,
-}
-
-/// Keeps the store in sync with the API server, reports readiness once the objects are
-/// listed, and forwards objects that need a reconcile (see [`TriggerFilter`]) to the queue
-/// while this replica leads.
-///
-/// The watcher's events are handled here rather than through `Store::wait_until_ready` from
-/// another task: that future wakes only one of several concurrent waiters, and the applier
-/// already waits on it.
-#[allow(clippy::too_many_arguments)]
-async fn drive_watch<K: FluxObject>(
-    api: Api<K>,
-    config: watcher::Config,
-    writer: reflector::store::Writer<K>,
-    store: Store<K>,
-    queue: mpsc::Sender<ReconcileRequest<K>>,
-    mut leading: watch::Receiver<bool>,
-    stop: CancellationToken,
-    readiness: Readiness,
-) {
-    let stream = watcher(api, config).default_backoff().reflect(writer);
-    let mut stream = std::pin::pin!(stream);
-    let mut filter = TriggerFilter::new();
-    let request = |obj: &K| ReconcileRequest {
-        obj_ref: ObjectRef::from_obj(obj),
-        reason: ReconcileReason::ObjectUpdated,
-    };
-    let mut was_leading = *leading.borrow_and_update();
-    let mut elector_alive = true;
-    let mut listed = false;
-    loop {
-        let changed = async {
-            if elector_alive {
-                leading.changed().await.is_ok()
-            } else {
-                std::future::pending().await
-            }
-        };
-        tokio::select! {
-            () = stop.cancelled() => break,
-            alive = changed => {
-                if !alive {
-                    // The elector is gone (or was never there); keep the last state.
-                    elector_alive = false;
-                    continue;
-                }
-                let now_leading = *leading.borrow_and_update();
-                if now_leading && !was_leading {
-                    tracing::info!("leading: reconciling every watched object");
-                    for obj in store.state() {
-                        if queue.send(request(obj.as_ref())).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                was_leading = now_leading;
-            }
-            item = stream.next() => match item {
-                Some(Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj))) => {
-                    if filter.admit(&obj)
-                        && was_leading
-                        && queue.send(request(&obj)).await.is_err()
-                    {
-                        return;
-                    }
-                }
-                Some(Ok(watcher::Event::Delete(obj))) => filter.forget(&obj),
-                Some(Ok(watcher::Event::Init)) => {}
-                Some(Ok(watcher::Event::InitDone)) => {
-                    let current = store.state();
-                    filter.retain(current.iter().map(AsRef::as_ref));
-                    if !listed {
-                        listed = true;
-                        tracing::info!(objects = current.len(), "watch is running");
-                        readiness.set_ready(true);
-                    }
-                }
-                Some(Err(err)) => {
-                    tracing::warn!(error = &err as &dyn std::error::Error, "watch error; retrying");
-                }
-                None => break,
-            },
-        }
-    }
-}
-
-fn object_key<K: Resource>(obj: &K) -> String {
-    format!(
-        "{}/{}",
-        obj.meta().namespace.as_deref().unwrap_or_default(),
-        obj.meta().name.as_deref().unwrap_or_default()
-    )
-}
-
-fn has_finalizer<K: Resource>(obj: &K) -> bool {
-    obj.finalizers().iter().any(|f| f == FINALIZER)
-}
-
-/// How one pass over an object ended.
-struct Done {
-    /// When to come back.
-    requeue: Requeue,
-    /// False when the reconcile (or cleanup) failed.
-    ok: bool,
-    /// The finalizer was removed: the object is going away, forget its metrics.
-    finalized: bool,
-}
-
-impl Done {
-    fn new(requeue: Requeue, ok: bool) -> Self {
-        Self {
-            requeue,
-            ok,
-            finalized: false,
-        }
-    }
-}
-
-/// One reconcile of one object, with the runtime's steps around the reconciler.
-async fn reconcile_object<R: Reconciler>(
-    obj: Arc<R::Object>,
-    shared: Arc<Shared<R>>,
-) -> Result<Action, JoinFailed> {
-    let namespace = obj.namespace().unwrap_or_default();
-    let name = obj.name_any();
-    let span = tracing::info_span!(
-        "reconcile",
-        kind = %shared.kind,
-        namespace = %namespace,
-        name = %name,
-        revision = tracing::field::Empty,
-    );
-    let started = Instant::now();
-    let key = object_key(obj.as_ref());
-    let result = run_steps(obj.as_ref(), &shared, span.clone())
-        .instrument(span.clone())
-        .await;
-    let elapsed = started.elapsed();
-    let requeue = span.in_scope(|| match result {
-        Ok(done) => {
-            if !done.finalized {
-                shared
-                    .metrics
-                    .observe_reconcile(&shared.kind, &namespace, &name, elapsed, done.ok);
-            }
-            if done.ok {
-                match done.requeue {
-                    Requeue::After(next) => {
-                        tracing::info!(duration = ?elapsed, next_run = %GoDuration::from(next), "reconciliation finished")
-                    }
-                    Requeue::OnChange => {
-                        tracing::info!(duration = ?elapsed, "reconciliation finished")
-                    }
-                }
-            }
-            done.requeue
-        }
-        Err(err) => {
-            shared
-                .metrics
-                .observe_reconcile(&shared.kind, &namespace, &name, elapsed, false);
-            let delay = shared.backoff.next_delay(&key);
-            tracing::error!(
-                error = &err as &dyn std::error::Error,
-                retry_in = ?delay,
-                "reconcile failed"
-            );
-            Requeue::After(delay)
-        }
-    });
-    Ok(to_action(requeue))
-}
-
-/// The reconcile shape: deletion, finalizer, suspend, Reconciling, the reconciler, status,
-/// event, requeue.
-async fn run_steps<R: Reconciler>(
-    obj: &R::Object,
-    shared: &Shared<R>,
-    span: tracing::Span,
-) -> Result<Done, ObjectError> {
-    let namespace = obj.namespace().unwrap_or_default();
-    let name = obj.name_any();
-    let key = object_key(obj);
-    let api: Api<R::Object> = Api::namespaced(shared.client.clone(), &namespace);
-    let ctx = Context::new(shared.client.clone(), shared.name.clone(), span);
-
-    if obj.meta().deletion_timestamp.is_some() {
-        if !has_finalizer(obj) {
-            return Ok(Done::new(Requeue::OnChange, true));
-        }
-        if obj.suspended() {
-            tracing::info!("object is suspended; removing the finalizer without cleanup");
-        } else if let Err(err) = shared.reconciler.cleanup(obj, &ctx).await {
-            tracing::error!(
-                reason = err.reason(),
-                error = %err.detailed_message(),
-                "cleanup failed; keeping the finalizer"
-            );
-            return Ok(Done::new(failure_requeue(shared, obj, &key, &err), false));
-        }
-        remove_finalizer(&api, obj, &shared.name)
-            .await
-            .map_err(ObjectError::RemoveFinalizer)?;
-        shared.backoff.reset(&key);
-        shared
-            .metrics
-            .forget_object(&shared.kind, &namespace, &name);
-        tracing::info!("finalizer removed; object can be deleted");
-        return Ok(Done {
-            requeue: Requeue::OnChange,
-            ok: true,
-            finalized: true,
-        });
-    }
-
-    if !has_finalizer(obj) {
-        add_finalizer(&api, obj, &shared.name)
-            .await
-            .map_err(ObjectError::AddFinalizer)?;
-    }
-
-    if obj.suspended() {
-        tracing::info!("reconciliation is suspended for this object");
-        shared.backoff.reset(&key);
-        return Ok(Done::new(Requeue::OnChange, true));
-    }
-
-    let previous = obj.status().cloned().unwrap_or_default();
-    let mut working = previous.clone();
-    let stamp = Stamp::new(Time(jiff::Timestamp::now()), obj.meta().generation);
-    status::begin(&mut working, &stamp);
-    tracing::debug!("reconciling");
-    let result = shared.reconciler.reconcile(obj, &mut working, &ctx).await;
-    status::finish(
-        &mut working,
-        &stamp,
-        requested_at(obj.meta()),
-        result.as_ref(),
-        R::NEGATIVE_POLARITY,
-    );
-
-    if working != previous {
-        let body = status::apply_body(obj, &working).map_err(ObjectError::Serialize)?;
-        let params = PatchParams::apply(&shared.name).force();
-        match api.patch_status(&name, &params, &Patch::Apply(&body)).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(resp)) if resp.code == 404 => {
-                tracing::debug!("object is gone; status not written");
-                return Ok(Done::new(Requeue::OnChange, true));
-            }
-            Err(err) => return Err(ObjectError::WriteStatus(err)),
-        }
-    }
-
-    let ready_changed =
-        status::ready_view(previous.conditions()) != status::ready_view(working.conditions());
-    let mut metadata = BTreeMap::new();
-    if let Some(revision) = ctx.revision() {
-        metadata.insert("revision".to_owned(), revision);
-    }
-    let object_ref = obj.object_ref(&());
-    match &result {
-        Ok(outcome) => {
-            if ready_changed || outcome.force_event {
-                shared.recorder.publish(
-                    &object_ref,
-                    EventSeverity::Info,
-                    outcome.reason(),
-                    outcome.message(),
-                    metadata,
-                );
-            }
-            shared.backoff.reset(&key);
-            let interval = outcome.requeue_after.unwrap_or_else(|| obj.interval());
-            let requeue = shared.policy.after_success(interval, jitter_draw());
-            Ok(Done::new(requeue, true))
-        }
-        Err(err) => {
-            let message = err.detailed_message();
-            let requeue = failure_requeue(shared, obj, &key, err);
-            let retry_in = match requeue {
-                Requeue::After(delay) => Some(delay),
-                Requeue::OnChange => None,
-            };
-            if err.is_waiting() {
-                tracing::info!(reason = err.reason(), detail = %message, ?retry_in, "waiting");
-            } else {
-                tracing::error!(
-                    class = %err.class(),
-                    reason = err.reason(),
-                    error = %message,
-                    ?retry_in,
-                    "reconciliation failed"
-                );
-            }
-            if ready_changed {
-                shared.recorder.publish(
-                    &object_ref,
-                    err.severity(),
-                    err.reason(),
-                    &message,
-                    metadata,
-                );
-            }
-            Ok(Done::new(requeue, false))
-        }
-    }
-}
-
-fn failure_requeue<R: Reconciler>(
-    shared: &Shared<R>,
-    obj: &R::Object,
-    key: &str,
-    err: &ReconcileError,
-) -> Requeue {
-    let backoff = if err.is_transient() {
-        shared.backoff.next_delay(key)
-    } else {
-        shared.backoff.reset(key);
-        shared.policy.min_retry_delay
-    };
-    shared.policy.after_failure(
-        Failure {
-            class: err.class(),
-            retry_after: err.retry_delay(),
-        },
-        obj.retry_interval(),
-        backoff,
-    )
-}
-
-fn to_action(requeue: Requeue) -> Action {
-    match requeue {
-        Requeue::After(delay) => Action::requeue(delay),
-        Requeue::OnChange => Action::await_change(),
-    }
-}
-
-/// Adds the finalizer with a merge patch guarded by the resource version.
-async fn add_finalizer<K: FluxObject>(
-    api: &Api<K>,
-    obj: &K,
-    manager: &str,
-) -> Result<(), kube::Error> {
-    let mut finalizers = obj.finalizers().to_vec();
-    finalizers.push(FINALIZER.to_owned());
-    patch_finalizers(api, obj, finalizers, manager).await
-}
-
-/// Removes the finalizer with a merge patch guarded by the resource version.
-async fn remove_finalizer<K: FluxObject>(
-    api: &Api<K>,
-    obj: &K,
-    manager: &str,
-) -> Result<(), kube::Error> {
-    let finalizers: Vec<String> = obj
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    match patch_finalizers(api, obj, finalizers, manager).await {
-        Err(kube::Error::Api(resp)) if resp.code == 404 => Ok(()),
-        other => other,
-    }
-}
-
-async fn patch_finalizers<K: FluxObject>(
-    api: &Api<K>,
-    obj: &K,
-    finalizers: Vec<String>,
-    manager: &str,
-) -> Result<(), kube::Error> {
-    let patch = json!({
-        "metadata": {
-            "resourceVersion": obj.resource_version(),
-            "finalizers": finalizers,
-        }
-    });
-    let params = PatchParams {
-        field_manager: Some(manager.to_owned()),
-        ..PatchParams::default()
-    };
-    api.patch(&obj.name_any(), &params, &Patch::Merge(&patch))
-        .await
-        .map(|_| ())
-}
-
-/// The controller's own namespace; see [`ControllerOptions::namespace`].
-fn own_namespace(options: &ControllerOptions, client: &Client) -> String {
-    if let Some(ns) = options.namespace.as_ref().filter(|ns| !ns.is_empty()) {
-        return ns.clone();
-    }
-    if let Ok(ns) = std::env::var(RUNTIME_NAMESPACE_ENV)
-        && !ns.is_empty()
-    {
-        return ns;
-    }
-    if let Ok(ns) =
-        std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-        && !ns.trim().is_empty()
-    {
-        return ns.trim().to_owned();
-    }
-    client.default_namespace().to_owned()
-}
-
-/// Cancels `token` on SIGTERM or SIGINT.
-fn spawn_signal_handler(token: CancellationToken) -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("received SIGTERM"),
-            _ = int.recv() => tracing::info!("received SIGINT"),
-            () = token.cancelled() => return,
-        }
-        token.cancel();
-    });
-    Ok(())
 }

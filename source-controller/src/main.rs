@@ -1,0 +1,21 @@
+//! `source-controller`: GitRepositories and OCIRepositories to artifacts served over HTTP.
+//! See the library docs (`source_controller::controller`).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use source_controller::controller::{self, args::Args};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    toolkit_sdk::logging::init(&args.observability);
+    match controller::run(args.config(), args.kubeconfig.as_deref()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // The whole cause chain on one line, without a backtrace.
+            eprintln!("error: {:#}", anyhow::Error::new(err));
+            ExitCode::FAILURE
+        }
+    }
+}
