@@ -78,5 +78,11 @@ pub fn lint() -> Result<()> {
             "-D",
             "warnings",
         ]),
+    )?;
+    run(
+        "cargo doc (warnings are errors: broken links, missing docs)",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps", "--quiet"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
     )
 }
