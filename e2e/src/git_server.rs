@@ -70,9 +70,17 @@ impl GitServer {
     /// Creates an empty server folder (no front-end runs yet: see [`GitServer::serve_http`] and
     /// [`GitServer::serve_ssh`]).
     pub fn new() -> Result<Self> {
+        Self::new_in(&std::env::temp_dir())
+    }
+
+    /// Like [`GitServer::new`], with the server folder created inside `parent` (so a long-lived
+    /// server's data goes where its owner cleans up, such as the demo cluster's data folder).
+    pub fn new_in(parent: &Path) -> Result<Self> {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
         let root = tempfile::Builder::new()
             .prefix("ferroflux-git-")
-            .tempdir()
+            .tempdir_in(parent)
             .context("cannot create the git server folder")?;
         let repos = root.path().join("repos");
         std::fs::create_dir_all(&repos)?;

@@ -1,6 +1,7 @@
-//! `cargo xtask demo`: build, start the local control plane, run a controller as its own process,
-//! reconcile an object and show the result. It grows with the controllers: today it runs the example
-//! controller built on toolkit-sdk.
+//! `cargo xtask demo`: build, start the local control plane, run the controllers as their own
+//! processes, sync a Git repository and show the result. It grows with the controllers: today
+//! source-controller turns a repository on a local Git server into an artifact, and the example
+//! controller built on toolkit-sdk reconciles a Greeting.
 
 use std::path::Path;
 use std::process::Command;
@@ -13,6 +14,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, Patch, PatchParams};
 
 const NAMESPACE: &str = "ferroflux-demo";
+/// Where the demo's sources live, as in a Flux installation.
+const SOURCE_NAMESPACE: &str = "flux-system";
 
 pub fn run() -> Result<()> {
     let root = e2e::repo_root();
@@ -58,6 +61,52 @@ pub fn run() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(apply_and_wait(&state.kubeconfig))?;
 
+    eprintln!("==> starting a Git server with the example repository");
+    let git_dir = crate::demo_git::data_dir(&state.data_dir);
+    let ready_file = git_dir.join("ready.json");
+    let git_log = state.data_dir.join("logs/demo-git-server.log");
+    let git_args = vec![
+        "demo-git-server".to_string(),
+        format!("--dir={}", git_dir.display()),
+        format!("--ready-file={}", ready_file.display()),
+    ];
+    let git_server = Managed::start(
+        "demo-git-server",
+        &std::env::current_exe()?,
+        &git_args,
+        &git_log,
+        Lifetime::Detached,
+    )?;
+    state.pids.push(git_server.detach());
+    crate::cluster::save(&state)?;
+    let git = crate::demo_git::wait_ready(&ready_file, &git_log, Duration::from_secs(30))?;
+
+    eprintln!("==> starting source-controller as its own process");
+    let storage_port = free_port()?;
+    let source_log = state.data_dir.join("logs/source-controller.log");
+    let source_args = vec![
+        format!("--kubeconfig={}", state.kubeconfig.display()),
+        format!(
+            "--storage-path={}",
+            state.data_dir.join("storage").display()
+        ),
+        format!("--storage-addr=127.0.0.1:{storage_port}"),
+        format!("--storage-adv-addr=127.0.0.1:{storage_port}"),
+        format!("--metrics-addr=127.0.0.1:{}", free_port()?),
+        format!("--health-addr=127.0.0.1:{}", free_port()?),
+        "--log-encoding=console".to_string(),
+    ];
+    let source_controller = Managed::start(
+        "source-controller",
+        &cargo_target_dir(&root).join("debug/source-controller"),
+        &source_args,
+        &source_log,
+        Lifetime::Detached,
+    )?;
+    state.pids.push(source_controller.detach());
+    crate::cluster::save(&state)?;
+    let artifact = runtime.block_on(sync_git_repository(&state.kubeconfig, &git.url))?;
+
     eprintln!("\n==> what the controller did");
     let kubectl = |args: &[&str]| -> Result<()> {
         let status = Command::new("kubectl")
@@ -71,6 +120,19 @@ pub fn run() -> Result<()> {
         Ok(())
     };
     kubectl(&["get", "nodes"])?;
+    kubectl(&["-n", SOURCE_NAMESPACE, "get", "gitrepositories"])?;
+    println!(
+        "artifact {} ({})",
+        artifact.url,
+        artifact.digest.as_deref().unwrap_or("?")
+    );
+    let listing = Command::new("sh")
+        .arg("-c")
+        .arg(format!("curl -sf {} | tar tzf -", artifact.url))
+        .status()?;
+    if !listing.success() {
+        bail!("cannot download the artifact from {}", artifact.url);
+    }
     kubectl(&["-n", NAMESPACE, "get", "greetings"])?;
     kubectl(&[
         "-n",
@@ -82,14 +144,18 @@ pub fn run() -> Result<()> {
         "jsonpath={.data.message}{\"\\n\"}",
     ])?;
     println!(
-        "\nThe control plane and greeter-controller keep running. Try:\n\n  \
+        "\nThe control plane, the Git server and the controllers keep running. Try:\n\n  \
          export KUBECONFIG={kubeconfig}\n  \
+         git clone {git_url} /tmp/fleet && cd /tmp/fleet\n  \
+         sed -i 's/replicas: 2/replicas: 3/' apps/podinfo/deployment.yaml && git commit -qam 'Scale podinfo' && git push\n  \
+         kubectl -n {SOURCE_NAMESPACE} get gitrepository fleet -w     # a new revision within 10s\n  \
          kubectl -n {NAMESPACE} patch greeting hello --type merge -p '{{\"spec\":{{\"message\":\"Hi again\"}}}}'\n  \
          kubectl -n {NAMESPACE} get configmap hello-greeting -o jsonpath='{{.data.message}}'\n  \
          kubectl -n {NAMESPACE} annotate greeting hello reconcile.fluxcd.io/requestedAt=\"$(date +%s)\" --overwrite\n  \
          curl -s http://127.0.0.1:{metrics_port}/metrics | grep gotk_reconcile_duration_seconds_count\n  \
          tail -f {log}\n\nStop everything with `cargo xtask cluster down`.",
         kubeconfig = state.kubeconfig.display(),
+        git_url = git.url,
         log = log.display(),
     );
     Ok(())
@@ -146,6 +212,58 @@ async fn apply_and_wait(kubeconfig: &Path) -> Result<()> {
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Applies the GitRepository `flux-system/fleet` for `url` and waits until its artifact is stored.
+async fn sync_git_repository(kubeconfig: &Path, url: &str) -> Result<toolkit_sdk::api::Artifact> {
+    use source_controller::api::v1::GitRepository;
+    let client = e2e::client_from_kubeconfig(kubeconfig, None).await?;
+    let params = PatchParams::apply("ferroflux-demo").force();
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({ "metadata": { "name": SOURCE_NAMESPACE } }))?;
+    Api::<Namespace>::all(client.clone())
+        .patch(SOURCE_NAMESPACE, &params, &Patch::Apply(&namespace))
+        .await?;
+    let repository = serde_json::json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": { "name": "fleet", "namespace": SOURCE_NAMESPACE },
+        "spec": { "url": url, "interval": "10s", "ref": { "branch": "master" } },
+    });
+    let repositories: Api<GitRepository> = Api::namespaced(client, SOURCE_NAMESPACE);
+    repositories
+        .patch("fleet", &params, &Patch::Apply(&repository))
+        .await
+        .context("cannot apply the demo GitRepository")?;
+    eprintln!(
+        "==> applied GitRepository {SOURCE_NAMESPACE}/fleet ({url}); waiting for its artifact"
+    );
+    let started = Instant::now();
+    loop {
+        let repository = repositories.get("fleet").await?;
+        let status = repository.status.unwrap_or_default();
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .cloned();
+        if let (Some(ready), Some(artifact)) = (&ready, &status.artifact)
+            && ready.status == "True"
+        {
+            eprintln!(
+                "==> Ready after {:.2}s: {}",
+                started.elapsed().as_secs_f64(),
+                ready.message
+            );
+            return Ok(artifact.clone());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "the GitRepository was not Ready after 60s (Ready: {ready:?}); see logs/source-controller.log in the cluster's data folder"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -5,6 +5,7 @@ mod bench_kustomize;
 mod ci;
 mod cluster;
 mod demo;
+mod demo_git;
 mod gen_crds;
 mod gen_patch_schema;
 
@@ -27,6 +28,16 @@ enum Task {
     },
     /// Build, start the local control plane, run a controller, reconcile an object, show the result.
     Demo,
+    /// The demo's Git server (started detached by `demo`; runs until killed).
+    #[command(hide = true)]
+    DemoGitServer {
+        /// Folder for the repositories.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// File written with the clone URL once the server listens.
+        #[arg(long)]
+        ready_file: std::path::PathBuf,
+    },
     /// Build the control-plane binaries into the cache (done on demand otherwise).
     ControlPlane,
     /// Write config/crd/bases/*.yaml (and the examples' CRDs) from the Rust types.
@@ -76,6 +87,7 @@ fn main() -> Result<()> {
     match cli.task {
         Task::Cluster { action } => cluster::run(action),
         Task::Demo => demo::run(),
+        Task::DemoGitServer { dir, ready_file } => demo_git::serve(&dir, &ready_file),
         Task::ControlPlane => {
             e2e::binaries::Binaries::ensure(e2e::binaries::Need::Full)?;
             println!(
