@@ -1098,7 +1098,7 @@ fn add_transformation(value: &mut Value, configured_in: &str, kind: &str) {
 }
 
 /// Kustomize's legacy order of kinds: these first, in this order...
-const LEGACY_ORDER_FIRST: [&str; 22] = [
+pub(crate) const LEGACY_ORDER_FIRST: [&str; 22] = [
     "Namespace",
     "ResourceQuota",
     "StorageClass",
@@ -1123,7 +1123,7 @@ const LEGACY_ORDER_FIRST: [&str; 22] = [
     "PodDisruptionBudget",
 ];
 /// ... and these last.
-const LEGACY_ORDER_LAST: [&str; 2] = [
+pub(crate) const LEGACY_ORDER_LAST: [&str; 2] = [
     "MutatingWebhookConfiguration",
     "ValidatingWebhookConfiguration",
 ];

@@ -78,34 +78,7 @@ impl Gvk {
 /// Kustomize's fixed order of well-known kinds: negative for kinds that come first, positive
 /// for kinds that come last, zero for the rest.
 pub(crate) fn kind_order(kind: &str) -> i32 {
-    const FIRST: [&str; 22] = [
-        "Namespace",
-        "ResourceQuota",
-        "StorageClass",
-        "CustomResourceDefinition",
-        "ServiceAccount",
-        "PodSecurityPolicy",
-        "Role",
-        "ClusterRole",
-        "RoleBinding",
-        "ClusterRoleBinding",
-        "ConfigMap",
-        "Secret",
-        "Endpoints",
-        "Service",
-        "LimitRange",
-        "PriorityClass",
-        "PersistentVolume",
-        "PersistentVolumeClaim",
-        "Deployment",
-        "StatefulSet",
-        "CronJob",
-        "PodDisruptionBudget",
-    ];
-    const LAST: [&str; 2] = [
-        "MutatingWebhookConfiguration",
-        "ValidatingWebhookConfiguration",
-    ];
+    use crate::build::{LEGACY_ORDER_FIRST as FIRST, LEGACY_ORDER_LAST as LAST};
     if let Some(i) = FIRST.iter().position(|k| *k == kind) {
         return i as i32 - FIRST.len() as i32;
     }
