@@ -10,6 +10,7 @@
 //! | `--storage-adv-addr` | `STORAGE_ADV_ADDR` | derived | the host (and port) written into `status.artifact.url` |
 //! | `--artifact-retention-ttl` | | `60s` | how long superseded artifacts are kept |
 //! | `--artifact-retention-records` | | `2` | how many artifacts of an object are kept |
+//! | `--artifact-max-size` | | `536870912` | largest artifact in bytes (ours, not Flux's) |
 //! | `--requeue-dependency` | | `30s` | retry delay while an include is not ready |
 //!
 //! When `--storage-adv-addr` is empty it is derived from `--storage-addr` as Flux does: an
@@ -27,7 +28,7 @@ use toolkit_sdk::flags::{LeaderElectionArgs, ListenAddr, ObservabilityArgs, Runt
 use toolkit_sdk::runtime::ControllerOptions;
 
 use super::{CONTROLLER_NAME, Config};
-use crate::storage::Retention;
+use crate::storage::{ArchiveLimits, Retention};
 
 /// The flags of the `source-controller` binary.
 #[derive(Debug, Clone, Parser)]
@@ -83,6 +84,12 @@ pub struct Args {
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub artifact_retention_records: usize,
 
+    /// The largest artifact (compressed bytes) a source may produce; the content it archives may
+    /// be at most four times that. A larger source ends in `Ready=False` with reason
+    /// `ArchiveOperationFailed`. Ours: Flux has no such limit.
+    #[arg(long, default_value_t = ArchiveLimits::default().max_archive_bytes, value_name = "BYTES")]
+    pub artifact_max_size: u64,
+
     /// How long to wait before checking an include that is not ready again (Go duration).
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub requeue_dependency: GoDuration,
@@ -110,6 +117,7 @@ impl Args {
                 records: self.artifact_retention_records,
                 ttl: self.artifact_retention_ttl.as_duration(),
             },
+            artifact_limits: ArchiveLimits::for_max_size(self.artifact_max_size),
         }
     }
 }

@@ -41,6 +41,7 @@ struct FileStamp {
 /// State shared by the reconcilers of one process.
 pub(crate) struct Shared {
     storage: Storage,
+    limits: ArchiveLimits,
     verified: Mutex<HashMap<String, FileStamp>>,
 }
 
@@ -79,9 +80,10 @@ pub(crate) enum Stored {
 }
 
 impl Shared {
-    pub(crate) fn new(storage: Storage) -> Self {
+    pub(crate) fn new(storage: Storage, limits: ArchiveLimits) -> Self {
         Self {
             storage,
+            limits,
             verified: Mutex::default(),
         }
     }
@@ -297,10 +299,11 @@ impl Shared {
     ) -> Result<Artifact, ReconcileError> {
         let storage = self.storage.clone();
         let archive_key = key.clone();
+        let limits = self.limits.clone();
         let archived = tokio::task::spawn_blocking(move || {
             let filter = Filter::for_source(&src, ignore.as_deref()).map_err(Staging::Ignore)?;
             storage
-                .archive_dir(&archive_key, &src, &filter, &ArchiveLimits::default())
+                .archive_dir(&archive_key, &src, &filter, &limits)
                 .map_err(Staging::Archive)
         })
         .await
@@ -384,12 +387,13 @@ impl Shared {
     ) -> Result<Archive, ReconcileError> {
         let storage = self.storage.clone();
         let key = key.clone();
+        let limits = self.limits.clone();
         tokio::task::spawn_blocking(move || {
             let reader = std::fs::File::open(&file).map_err(|source| ArchiveError::Io {
                 context: format!("cannot read {}", file.display()),
                 source,
             })?;
-            storage.stage(&key, reader, ArchiveLimits::default().max_archive_bytes)
+            storage.stage(&key, reader, limits.max_archive_bytes)
         })
         .await
         .map_err(|join| ArchiveError::Io {
@@ -534,7 +538,7 @@ mod tests {
         std::fs::write(src.join("manifests/lib.yaml"), "lib\n").unwrap();
         let storage = Storage::new(tmp.path().join("storage"), "localhost:9090").unwrap();
         let key = ObjectKey::new("GitRepository", "apps", "lib").unwrap();
-        let shared = Shared::new(storage);
+        let shared = Shared::new(storage, ArchiveLimits::default());
         let artifact = shared
             .archive_and_store(
                 &key,

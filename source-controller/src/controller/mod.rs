@@ -49,7 +49,7 @@ use toolkit_sdk::flags::ListenAddr;
 use toolkit_sdk::metrics::Metrics;
 use toolkit_sdk::runtime::{ConnectError, ControllerOptions, Manager, RuntimeError, connect};
 
-use crate::storage::{self, Retention, Storage, StorageError};
+use crate::storage::{self, ArchiveLimits, Retention, Storage, StorageError};
 
 pub use self::git_repository::GitRepositoryReconciler;
 pub use self::oci_repository::OciRepositoryReconciler;
@@ -73,6 +73,8 @@ pub struct Config {
     pub storage_adv_addr: Option<String>,
     /// Garbage collection of superseded artifacts.
     pub retention: Retention,
+    /// The size and entry limits every artifact is built under (`--artifact-max-size`).
+    pub artifact_limits: ArchiveLimits,
 }
 
 impl Config {
@@ -84,6 +86,7 @@ impl Config {
             storage_addr: ListenAddr::all_interfaces(9090),
             storage_adv_addr: None,
             retention: Retention::default(),
+            artifact_limits: ArchiveLimits::default(),
         }
     }
 }
@@ -139,6 +142,7 @@ impl SourceController {
             storage_addr,
             storage_adv_addr,
             retention,
+            artifact_limits,
         } = config;
         std::fs::create_dir_all(&storage_path).map_err(|source| RunError::Storage {
             path: storage_path.clone(),
@@ -172,7 +176,7 @@ impl SourceController {
             "artifact storage ready"
         );
 
-        let shared = Arc::new(common::Shared::new(storage.clone()));
+        let shared = Arc::new(common::Shared::new(storage.clone(), artifact_limits));
         let metrics = Metrics::new();
         let manager = Manager::new(options)
             .with_metrics(metrics.clone())

@@ -96,6 +96,18 @@ impl Default for ArchiveLimits {
     }
 }
 
+impl ArchiveLimits {
+    /// Limits for archives of at most `max_archive_bytes`, with content up to four times that
+    /// (the default ratio) and the default entry count.
+    pub fn for_max_size(max_archive_bytes: u64) -> Self {
+        Self {
+            max_archive_bytes,
+            max_content_bytes: max_archive_bytes.saturating_mul(4),
+            ..Self::default()
+        }
+    }
+}
+
 /// Why a directory could not be archived.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
