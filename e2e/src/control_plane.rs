@@ -373,15 +373,28 @@ impl ControlPlane {
 
     async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        let client = self.client().await?;
+        // A plain HTTPS probe (`/readyz` is readable anonymously): kube's client would log every
+        // not-yet-ready answer as an error.
+        crate::install_crypto_provider();
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&self.pki.ca.cert)?)?;
+        let probe = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let url = format!("{}/readyz", self.server);
         loop {
             for process in &mut self.processes {
                 process.check_running()?;
             }
-            let request = http::Request::get("/readyz").body(Vec::new())?;
-            let last_error = match client.request_text(request).await {
-                Ok(body) if body.trim() == "ok" => return Ok(()),
-                Ok(body) => body,
+            let last_error = match probe.get(&url).send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let body = response.text().await.unwrap_or_default();
+                    if status.is_success() && body.trim() == "ok" {
+                        return Ok(());
+                    }
+                    format!("{status}: {}", body.lines().last().unwrap_or_default())
+                }
                 Err(e) => e.to_string(),
             };
             if Instant::now() > deadline {
