@@ -294,6 +294,7 @@ const PULLING: bool = false;
 
 /// An [`OciError`] as the reconcile error Flux reports for it, on `FetchFailed`.
 fn fetch_failed(err: OciError, url: &str, resolving: bool) -> ReconcileError {
+    let url = crate::oci::redact_url(url);
     let reason = err.reason();
     let message = match reason {
         reasons::URL_INVALID => format!("URL validation failed for '{url}'"),

@@ -54,6 +54,13 @@ impl GitUrl {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
+        // `user:pa/ss@host`: the password's `/` ended the authority early.
+        if !authority.contains('@') && has_password(authority) && path.contains('@') {
+            return Err(invalid(
+                "the user info holds a character that must be percent-encoded (such as '/'); \
+                 better, move the credentials to spec.secretRef",
+            ));
+        }
         let (userinfo, hostport) = match authority.rsplit_once('@') {
             Some((userinfo, hostport)) => (Some(userinfo), hostport),
             None => (None, authority),
@@ -177,17 +184,32 @@ fn scp_like_to_ssh(url: &str) -> Option<String> {
 }
 
 /// The URL with any user info removed (best effort, for URLs that do not parse).
+///
+/// Everything up to the last `@` is dropped, even past the first `/`: a password written
+/// without percent-encoding may hold `/`, and hiding a bit of a path is better than showing a
+/// password.
 pub(crate) fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let end = rest.find('/').unwrap_or(rest.len());
-            match rest[..end].rfind('@') {
-                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-                None => url.to_string(),
-            }
-        }
-        None => url.to_string(),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    // The usual case: user info ends at the last `@` of the authority.
+    if let Some(at) = authority.rfind('@') {
+        return format!("{scheme}://{}", &rest[at + 1..]);
     }
+    // `user:pa/ss@host`: an unescaped `/` in a password ended the authority early; hide up to
+    // the last `@` (a bit of path too, at worst) rather than show the password.
+    match rest.rfind('@') {
+        Some(at) if has_password(authority) => format!("{scheme}://{}", &rest[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+/// Whether `authority` (no `@`) reads as `user:secret` rather than `host` or `host:port`.
+fn has_password(authority: &str) -> bool {
+    authority
+        .split_once(':')
+        .is_some_and(|(_, after)| !after.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn percent_decode(text: &str) -> String {
@@ -219,6 +241,21 @@ fn hex_value(byte: u8) -> Option<u8> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unescaped_password_is_refused_and_never_shown() {
+        let err = GitUrl::parse("https://flux:pa/ss-w0rd@example.com/org/app.git").unwrap_err();
+        let message = err.to_string();
+        assert!(!message.contains("ss-w0rd"), "{message}");
+        assert!(message.contains("percent-encoded"), "{message}");
+        // A port and an `@` in the path are not a password.
+        let url = GitUrl::parse("https://example.com:8443/org/app@v2.git").unwrap();
+        assert_eq!(url.port, Some(8443));
+        assert_eq!(
+            redact("https://flux:pa/ss@example.com/x"),
+            "https://example.com/x"
+        );
+    }
 
     #[test]
     fn parses_flux_urls() {

@@ -71,7 +71,7 @@ use toolkit_sdk::artifact_fetch::FetchLimits;
 
 pub use self::auth::{DOCKER_CFG_KEY, DOCKER_CONFIG_JSON_KEY, OciAuth};
 pub use self::error::OciError;
-pub use self::url::OciUrl;
+pub use self::url::{OciUrl, redact as redact_url};
 use crate::api::v1::{OciLayerOperation, OciLayerSelector, OciSelection};
 
 /// The platform picked from an image index, as Flux does.

@@ -26,7 +26,7 @@ impl OciUrl {
     /// or not a valid OCI name, or the URL ends in a tag or digest.
     pub fn parse(url: &str) -> Result<Self, OciError> {
         let invalid = |why: &str| OciError::InvalidUrl {
-            url: url.to_owned(),
+            url: redact(url),
             why: why.to_owned(),
         };
         let rest = url
@@ -35,6 +35,15 @@ impl OciUrl {
         let rest = rest.trim_end_matches('/');
         if rest.is_empty() || !rest.contains('/') {
             return Err(invalid("the repository is missing"));
+        }
+        if rest
+            .split('/')
+            .next()
+            .is_some_and(|host| host.contains('@'))
+        {
+            return Err(invalid(
+                "credentials in the URL are not supported; put them in the Secret named by spec.secretRef",
+            ));
         }
         if rest.contains('@') {
             return Err(invalid("it must not contain a digest; use spec.ref.digest"));
@@ -78,6 +87,19 @@ impl OciUrl {
             self.repository.clone(),
             digest.to_owned(),
         )
+    }
+}
+
+/// `url` without user info (`oci://user:secret@host/repo` -> `oci://host/repo`), for messages
+/// about URLs that may not parse.
+pub fn redact(url: &str) -> String {
+    let Some(rest) = url.strip_prefix(OCI_URL_PREFIX) else {
+        return url.to_owned();
+    };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => format!("{OCI_URL_PREFIX}{}", &rest[at + 1..]),
+        None => url.to_owned(),
     }
 }
 

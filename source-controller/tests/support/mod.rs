@@ -353,3 +353,47 @@ pub fn dir_entries(dir: &Path) -> Vec<String> {
 pub fn name_of<K: Resource>(obj: &K) -> String {
     obj.name_any()
 }
+
+/// A TCP server on loopback that accepts connections and never answers: a host that hangs.
+/// Connections are held open until the value is dropped (the thread then ends with the
+/// process).
+pub struct SilentHost {
+    pub addr: std::net::SocketAddr,
+    _listener: std::sync::Arc<std::net::TcpListener>,
+}
+
+/// Starts a [`SilentHost`] on a free loopback port.
+pub fn silent_host() -> Result<SilentHost> {
+    let listener = std::sync::Arc::new(std::net::TcpListener::bind("127.0.0.1:0")?);
+    let addr = listener.local_addr()?;
+    let accepting = std::sync::Arc::clone(&listener);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in accepting.incoming() {
+            match stream {
+                Ok(stream) => held.push(stream),
+                Err(_) => break,
+            }
+        }
+    });
+    Ok(SilentHost {
+        addr,
+        _listener: listener,
+    })
+}
+
+/// Whether `Ready` has `status` and `reason` for the object's current generation.
+pub fn ready_now<K>(obj: &K, conditions: &[Condition], status: &str, reason: &str) -> bool
+where
+    K: Resource,
+{
+    let generation = obj.meta().generation;
+    condition(conditions, "Ready").is_some_and(|c| {
+        c.status == status && c.reason == reason && c.observed_generation == generation
+    })
+}
+
+/// Whether `Stalled` is `True`.
+pub fn is_stalled(conditions: &[Condition]) -> bool {
+    condition(conditions, "Stalled").is_some_and(|c| c.status == "True")
+}
