@@ -85,8 +85,9 @@ pub struct Args {
     pub artifact_retention_records: usize,
 
     /// The largest artifact (compressed bytes) a source may produce; the content it archives may
-    /// be at most four times that. A larger source ends in `Ready=False` with reason
-    /// `ArchiveOperationFailed`. Ours: Flux has no such limit.
+    /// be at most four times that. The same caps apply to the OCI layers and included artifacts it
+    /// downloads and unpacks. A larger source ends in `Ready=False` (`ArchiveOperationFailed`,
+    /// or `OCIArtifactLayerOperationFailed` for a layer). Ours: Flux has no such limit.
     #[arg(long, default_value_t = ArchiveLimits::default().max_archive_bytes, value_name = "BYTES")]
     pub artifact_max_size: u64,
 

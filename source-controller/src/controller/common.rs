@@ -93,6 +93,16 @@ impl Shared {
         &self.storage
     }
 
+    /// The limits for what the controller downloads and unpacks (OCI layers, includes): the
+    /// same as for the artifacts it builds (`--artifact-max-size`).
+    pub(crate) fn fetch_limits(&self) -> FetchLimits {
+        FetchLimits {
+            max_download_bytes: self.limits.max_archive_bytes,
+            max_extracted_bytes: self.limits.max_content_bytes,
+            max_entries: self.limits.max_entries,
+        }
+    }
+
     /// Unpacks `artifact`, a stored artifact of the object `owner` (an include of a
     /// GitRepository), into the directory `dest`, after checking it against its digest.
     ///
@@ -129,12 +139,11 @@ impl Shared {
             .await
             .map_err(UnpackError::Storage)?;
         let dest = dest.to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            artifact_fetch::unpack(&archive, &dest, &FetchLimits::default())
-        })
-        .await
-        .map_err(|join| UnpackError::Task(join.to_string()))?
-        .map_err(UnpackError::Unpack)?;
+        let limits = self.fetch_limits();
+        tokio::task::spawn_blocking(move || artifact_fetch::unpack(&archive, &dest, &limits))
+            .await
+            .map_err(|join| UnpackError::Task(join.to_string()))?
+            .map_err(UnpackError::Unpack)?;
         Ok(())
     }
 

@@ -33,7 +33,6 @@
 use std::sync::Arc;
 
 use kube::{Resource, ResourceExt};
-use toolkit_sdk::artifact_fetch::FetchLimits;
 use toolkit_sdk::conditions::{self, reasons, types};
 use toolkit_sdk::error::ReconcileError;
 use toolkit_sdk::runtime::{Context, Outcome, Reconciler};
@@ -171,7 +170,7 @@ impl Reconciler for OciRepositoryReconciler {
             &options,
             &selector,
             &dest,
-            &FetchLimits::default(),
+            &self.shared.fetch_limits(),
         )
         .await
         .map_err(|err| fetch_failed(err, &spec.url, PULLING))?;
