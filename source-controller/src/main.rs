@@ -3,12 +3,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use source_controller::controller::{self, args::Args};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::from_command_line();
     toolkit_sdk::logging::init(&args.observability);
     match controller::run(args.config(), args.kubeconfig.as_deref()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,9 @@
 //! `cargo xtask <task>`: project chores that need nothing beyond cargo (and Go, for the first control-plane build).
 
 mod bench;
+mod bench_git_artifact;
 mod bench_kustomize;
+mod bench_source;
 mod ci;
 mod cluster;
 mod demo;
@@ -76,6 +78,46 @@ enum Task {
         #[arg(long)]
         keep: bool,
     },
+    /// source-controller: many OCIRepositories to Ready (time, peak RSS), and no-change reconciles.
+    BenchSource {
+        /// OCIRepositories created in the scale run.
+        #[arg(long, default_value_t = 1000)]
+        objects: usize,
+        /// `--concurrent` values measured after the flag default (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "10")]
+        concurrent: Vec<usize>,
+        /// Requested reconciles per object in the no-change run.
+        #[arg(long, default_value_t = 20)]
+        reconciles: usize,
+        /// Build and run the release binary (the default).
+        #[arg(long, default_value_t = true, conflicts_with = "debug")]
+        release: bool,
+        /// Build and run the debug binary instead.
+        #[arg(long)]
+        debug: bool,
+        /// Run the binary already in target/ without building it first.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// source-controller: the artifact of a large generated Git repository against
+    /// `git clone --depth 1` + `tar czf` (time and peak RSS, two history sizes).
+    BenchGitArtifact {
+        /// Files in the repository's HEAD tree.
+        #[arg(long, default_value_t = 50_000)]
+        files: usize,
+        /// Pack size of the large repository's history in MiB (the second one has a quarter).
+        #[arg(long, default_value_t = 1024)]
+        history_mib: u64,
+        /// Timed runs per tool and repository (after one warm-up run each).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Keep the generated repositories (their path is printed).
+        #[arg(long)]
+        keep: bool,
+        /// Run the release binary already in target/ without building it first.
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Formatting, clippy and generated files up to date.
     Lint,
     /// What CI runs: `lint`, then `test`.
@@ -101,6 +143,33 @@ fn main() -> Result<()> {
         Task::Test { args } => ci::test(&args),
         Task::BenchControlPlane { runs } => bench::control_plane(runs),
         Task::BenchKustomize { runs, apps, keep } => bench_kustomize::run(apps, runs, keep),
+        Task::BenchSource {
+            objects,
+            concurrent,
+            reconciles,
+            release,
+            debug,
+            no_build,
+        } => bench_source::run(bench_source::Settings {
+            objects,
+            concurrent,
+            reconciles,
+            release: release && !debug,
+            build: !no_build,
+        }),
+        Task::BenchGitArtifact {
+            files,
+            history_mib,
+            runs,
+            keep,
+            no_build,
+        } => bench_git_artifact::run(&bench_git_artifact::Settings {
+            files,
+            history_mib,
+            runs,
+            keep,
+            build: !no_build,
+        }),
         Task::Lint => ci::lint(),
         Task::Ci => {
             ci::lint()?;

@@ -100,7 +100,33 @@ pub struct Args {
     pub kubeconfig: Option<PathBuf>,
 }
 
+/// Flux's source-controller reconciles two objects of each kind at a time by default (the SDK's
+/// `--concurrent` default is 4, as most Flux controllers).
+pub const DEFAULT_CONCURRENT: &str = "2";
+
 impl Args {
+    /// Parses the process's command line with source-controller's own defaults (exits with
+    /// clap's message on bad flags or `--help`).
+    pub fn from_command_line() -> Self {
+        Self::try_parse_with_defaults(std::env::args_os()).unwrap_or_else(|err| err.exit())
+    }
+
+    /// Parses `argv` (program name first) with source-controller's own defaults.
+    ///
+    /// # Errors
+    /// clap's error for unknown or invalid flags.
+    pub fn try_parse_with_defaults<I, T>(argv: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command()
+            .mut_arg("concurrent", |arg| arg.default_value(DEFAULT_CONCURRENT))
+            .try_get_matches_from(argv)?;
+        Self::from_arg_matches(&matches)
+    }
+
     /// The controller configuration these flags describe.
     pub fn config(&self) -> Config {
         let mut options = ControllerOptions::new(CONTROLLER_NAME);
@@ -165,6 +191,14 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn concurrent_defaults_to_fluxs_two_and_can_be_set() {
+        let args = Args::try_parse_with_defaults(["source-controller"]).unwrap();
+        assert_eq!(args.runtime.concurrent, 2);
+        let args = Args::try_parse_with_defaults(["source-controller", "--concurrent=10"]).unwrap();
+        assert_eq!(args.runtime.concurrent, 10);
+    }
 
     #[test]
     fn defaults_are_fluxs() {
