@@ -464,17 +464,22 @@ async fn an_artifact_missing_after_a_restart_is_rebuilt_and_deletion_removes_the
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let after = env.wait_for::<GitRepository>("app", "ready", ready).await?;
+    // The file is written before the status is patched: wait for the status that
+    // records the restarted controller's address, not the one left from before.
+    let advertised = format!("http://{}/", env.controller().advertised_addr());
+    let after = env
+        .wait_for::<GitRepository>("app", "ready at the new address", |repo| {
+            ready(repo)
+                && repo
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.artifact.as_ref())
+                    .is_some_and(|a| a.url.starts_with(&advertised))
+        })
+        .await?;
     let rebuilt = after.status.unwrap().artifact.unwrap();
     assert_eq!(rebuilt.digest, artifact.digest, "archives are reproducible");
-    assert_eq!(
-        rebuilt.url,
-        format!(
-            "http://{}/{}",
-            env.controller().advertised_addr(),
-            rebuilt.path
-        )
-    );
+    assert_eq!(rebuilt.url, format!("{advertised}{}", rebuilt.path));
     fetch(&rebuilt).await?;
 
     // Deleting the object removes its artifacts.
