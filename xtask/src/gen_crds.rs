@@ -11,7 +11,12 @@ fn catalogue() -> Vec<(PathBuf, CustomResourceDefinition)> {
         PathBuf::from("examples/greeter-controller/config/crd.yaml"),
         greeter_controller::crd(),
     )];
-    for (file, crd) in source_controller::api::crds() {
+    let controllers = [
+        source_controller::api::crds(),
+        kustomize_controller::api::crds(),
+        notification_controller::api::crds(),
+    ];
+    for (file, crd) in controllers.into_iter().flatten() {
         crds.push((PathBuf::from("config/crd/bases").join(file), crd));
     }
     crds

@@ -17,6 +17,7 @@
 //! `schemars::JsonSchema` for CRD generation.
 
 mod artifact;
+pub mod crd;
 mod duration;
 pub mod groups;
 pub mod meta;

@@ -496,7 +496,7 @@ impl GitRepositorySpec {
 impl GitRepository {
     /// The CustomResourceDefinition as committed in `config/crd/bases/`, aligned with Flux's.
     pub fn flux_crd() -> CustomResourceDefinition {
-        super::crd::finish(Self::crd())
+        toolkit_sdk::api::crd::finish(Self::crd())
     }
 
     /// The artifact of the last successful reconcile, if any.

@@ -16,7 +16,6 @@
 //! | OCI tag `latest` | `latest@sha256:<digest>` |
 //! | OCI `ref.digest` | `sha256:<digest>` |
 
-mod crd;
 mod git_repository;
 mod oci_repository;
 mod shared;

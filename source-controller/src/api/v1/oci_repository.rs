@@ -391,7 +391,7 @@ impl OciRepositorySpec {
 impl OciRepository {
     /// The CustomResourceDefinition as committed in `config/crd/bases/`, aligned with Flux's.
     pub fn flux_crd() -> CustomResourceDefinition {
-        super::crd::finish(Self::crd())
+        toolkit_sdk::api::crd::finish(Self::crd())
     }
 
     /// The artifact of the last successful reconcile, if any.

@@ -1,23 +1,25 @@
 //! Bringing the CRDs derived by kube and schemars in line with the ones Flux publishes.
 //!
 //! The derived schema differs from Flux's in ways that a user can observe, so each difference
-//! is corrected here, once, for every kind of this crate:
+//! is corrected here, once, for every kind of every controller (call [`finish`] on the output of
+//! `CustomResourceExt::crd()`):
 //!
 //! - optional fields are `nullable: true` in the derived schema. Flux's are not, so the API
 //!   server prunes an explicit `null` instead of storing it. Our types never write `null`.
 //! - the root schema carries a `title`; Flux's does not.
 //! - `status.conditions[]` gets the validation of `metav1.Condition` (lengths, patterns, the
 //!   `True`/`False`/`Unknown` enum) that Kubernetes' own types declare and k8s-openapi leaves out.
-//! - `status.artifact.digest` (and that of every included artifact) is required, as in Flux.
+//! - `status.artifact.digest` (and that of every included artifact) is required, as in Flux
+//!   (only where the kind has those fields).
 //! - the CRD carries the annotation `kustomize.toolkit.fluxcd.io/substitute: disabled`, so a
 //!   Kustomization that applies the CRDs does not run variable substitution over them.
 
 use std::collections::BTreeMap;
 
+use crate::api::meta::{DISABLED_VALUE, KUSTOMIZE_SUBSTITUTE_ANNOTATION};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSON, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
-use toolkit_sdk::api::meta::{DISABLED_VALUE, KUSTOMIZE_SUBSTITUTE_ANNOTATION};
 
 /// `metav1.Condition` validation: the longest message.
 const CONDITION_MESSAGE_MAX_LENGTH: i64 = 32768;
@@ -32,7 +34,7 @@ const CONDITION_TYPE_MAX_LENGTH: i64 = 316;
 const CONDITION_TYPE_PATTERN: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$";
 
 /// Applies every correction listed in the module docs to a derived CRD.
-pub(crate) fn finish(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+pub fn finish(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     crd.metadata
         .annotations
         .get_or_insert_with(BTreeMap::new)
