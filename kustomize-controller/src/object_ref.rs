@@ -116,6 +116,7 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
