@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod artifact_fetch;
+pub mod cel;
 pub mod conditions;
 pub mod error;
 pub mod events;

@@ -1,4 +1,7 @@
-//! notification.toolkit.fluxcd.io (v1beta3 and v1) (being written).
+//! The notification.toolkit.fluxcd.io kinds (being written).
+
+pub mod v1;
+pub mod v1beta3;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 

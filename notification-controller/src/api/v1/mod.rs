@@ -1,0 +1,1 @@
+//! notification.toolkit.fluxcd.io/v1: Receiver (being written).

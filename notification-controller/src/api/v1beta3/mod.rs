@@ -1,0 +1,1 @@
+//! notification.toolkit.fluxcd.io/v1beta3: Provider and Alert (being written).

@@ -1,0 +1,1 @@
+//! Common Expression Language (being written).
