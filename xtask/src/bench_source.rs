@@ -113,7 +113,7 @@ pub fn run(settings: Settings) -> Result<()> {
 }
 
 /// The 1-minute load average: other work on the machine skews every figure here.
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))
@@ -250,7 +250,7 @@ impl Controller {
     }
 }
 
-fn rss_kib(pid: u32) -> Result<(u64, u64)> {
+pub(crate) fn rss_kib(pid: u32) -> Result<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| {
         status
@@ -265,7 +265,7 @@ fn rss_kib(pid: u32) -> Result<(u64, u64)> {
 }
 
 /// A plain HTTP/1.0 GET on 127.0.0.1 (the metrics endpoint needs nothing more).
-fn http_get(port: u16, path: &str) -> Result<String> {
+pub(crate) fn http_get(port: u16, path: &str) -> Result<String> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
@@ -281,7 +281,7 @@ fn http_get(port: u16, path: &str) -> Result<String> {
 }
 
 /// The labels of a Prometheus sample line, and its value.
-fn parse_sample(line: &str) -> Option<(&str, BTreeMap<&str, &str>, f64)> {
+pub(crate) fn parse_sample(line: &str) -> Option<(&str, BTreeMap<&str, &str>, f64)> {
     let (name_labels, value) = line.rsplit_once(' ')?;
     let value = value.parse::<f64>().ok()?;
     let (name, labels) = match name_labels.split_once('{') {
@@ -297,7 +297,7 @@ fn parse_sample(line: &str) -> Option<(&str, BTreeMap<&str, &str>, f64)> {
 }
 
 /// `gotk_reconcile_duration_seconds` (sum, count) of one object.
-fn reconcile_duration(metrics: &str, kind: &str, namespace: &str, name: &str) -> (f64, f64) {
+pub(crate) fn reconcile_duration(metrics: &str, kind: &str, namespace: &str, name: &str) -> (f64, f64) {
     let (mut sum, mut count) = (0.0, 0.0);
     for (metric, labels, value) in metrics.lines().filter_map(parse_sample) {
         if labels.get("kind") != Some(&kind)
@@ -316,7 +316,7 @@ fn reconcile_duration(metrics: &str, kind: &str, namespace: &str, name: &str) ->
 }
 
 /// All reconciles of `kind` the controller counted.
-fn reconcile_count(metrics: &str, kind: &str) -> f64 {
+pub(crate) fn reconcile_count(metrics: &str, kind: &str) -> f64 {
     metrics
         .lines()
         .filter_map(parse_sample)
@@ -327,9 +327,13 @@ fn reconcile_count(metrics: &str, kind: &str) -> f64 {
         .sum()
 }
 
-/// The API server's write counts for `resource` (source.toolkit.fluxcd.io), keyed by
-/// `VERB subresource`.
-async fn api_writes(client: &kube::Client, resource: &str) -> Result<BTreeMap<String, f64>> {
+/// The API server's write counts for `resource` of `group` (`""` for the core group), keyed
+/// by `VERB subresource`; dry-run requests are not writes and are left out.
+pub(crate) async fn api_writes(
+    client: &kube::Client,
+    group: &str,
+    resource: &str,
+) -> Result<BTreeMap<String, f64>> {
     let request = http::Request::get("/metrics").body(Vec::new())?;
     let text = client.request_text(request).await?;
     let mut writes = BTreeMap::new();
@@ -337,7 +341,8 @@ async fn api_writes(client: &kube::Client, resource: &str) -> Result<BTreeMap<St
         let verb = labels.get("verb").copied().unwrap_or_default();
         if metric != "apiserver_request_total"
             || labels.get("resource") != Some(&resource)
-            || labels.get("group") != Some(&"source.toolkit.fluxcd.io")
+            || labels.get("group").copied().unwrap_or_default() != group
+            || labels.get("dry_run").is_some_and(|d| !d.is_empty())
             || matches!(verb, "GET" | "LIST" | "WATCH")
         {
             continue;
@@ -353,7 +358,7 @@ async fn api_writes(client: &kube::Client, resource: &str) -> Result<BTreeMap<St
     Ok(writes)
 }
 
-fn diff(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+pub(crate) fn diff(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
     after
         .iter()
         .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
@@ -442,7 +447,7 @@ async fn many_objects(
         .map(|n| vec![format!("--concurrent={n}")])
         .unwrap_or_default();
     let controller = Controller::start(binary, &plane, &extra)?;
-    let writes_before = api_writes(&client, "ocirepositories").await?;
+    let writes_before = api_writes(&client, "source.toolkit.fluxcd.io", "ocirepositories").await?;
 
     // Sample the resident set while the phase runs (VmHWM is the kernel's own peak as well).
     let stop = Arc::new(AtomicBool::new(false));
@@ -513,7 +518,7 @@ async fn many_objects(
     let cpu_seconds = controller.cpu_seconds()?;
     let reconciles = reconcile_count(&controller.metrics()?, "OCIRepository");
     let mut writes = diff(
-        &api_writes(&client, "ocirepositories").await?,
+        &api_writes(&client, "source.toolkit.fluxcd.io", "ocirepositories").await?,
         &writes_before,
     );
     if let Some(posts) = writes.get_mut("POST") {
@@ -613,7 +618,7 @@ async fn no_change(binary: &Path, reconciles: usize) -> Result<Vec<NoChange>> {
         // Let the first reconcile's follow-ups (its own status write) finish.
         tokio::time::sleep(Duration::from_secs(2)).await;
 
-        let writes_before = api_writes(&client, plural).await?;
+        let writes_before = api_writes(&client, "source.toolkit.fluxcd.io", plural).await?;
         let (mut sum, mut count) =
             reconcile_duration(&controller.metrics()?, kind, namespace, "app");
         let (count_start, requests_start) = (count, http.requests().len());
@@ -659,7 +664,7 @@ async fn no_change(binary: &Path, reconciles: usize) -> Result<Vec<NoChange>> {
             (sum, count) = (settled_sum, settled_count);
         }
         let requested = reconciles.max(1) as f64;
-        let writes = diff(&api_writes(&client, plural).await?, &writes_before);
+        let writes = diff(&api_writes(&client, "source.toolkit.fluxcd.io", plural).await?, &writes_before);
         let status_writes: f64 = writes
             .iter()
             .filter(|(k, _)| k.ends_with(" status"))
@@ -718,7 +723,7 @@ async fn no_change(binary: &Path, reconciles: usize) -> Result<Vec<NoChange>> {
     Ok(series)
 }
 
-fn percentile(values: &[Duration], fraction: f64) -> Duration {
+pub(crate) fn percentile(values: &[Duration], fraction: f64) -> Duration {
     let mut sorted = values.to_vec();
     sorted.sort();
     if sorted.is_empty() {
@@ -728,14 +733,14 @@ fn percentile(values: &[Duration], fraction: f64) -> Duration {
     sorted[index]
 }
 
-fn mean(values: &[Duration]) -> Duration {
+pub(crate) fn mean(values: &[Duration]) -> Duration {
     if values.is_empty() {
         return Duration::ZERO;
     }
     values.iter().sum::<Duration>() / values.len() as u32
 }
 
-fn ms(duration: Duration) -> String {
+pub(crate) fn ms(duration: Duration) -> String {
     format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
 }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_git_artifact;
 mod bench_kustomize;
+mod bench_kustomize_controller;
 mod bench_source;
 mod ci;
 mod cluster;
@@ -78,6 +79,28 @@ enum Task {
         #[arg(long)]
         keep: bool,
     },
+    /// kustomize-controller: many Kustomizations to Ready (time, peak RSS), one-file changes
+    /// (latency, writes), no-drift reconciles (duration, writes).
+    BenchKustomizeController {
+        /// Apps (one Kustomization each) in the scale run.
+        #[arg(long, default_value_t = 1000)]
+        apps: usize,
+        /// One-file changes measured.
+        #[arg(long, default_value_t = 10)]
+        changes: usize,
+        /// ConfigMaps of the no-drift Kustomization.
+        #[arg(long, default_value_t = 100)]
+        objects: usize,
+        /// Requested no-drift reconciles.
+        #[arg(long, default_value_t = 20)]
+        reconciles: usize,
+        /// Build and run the debug binaries instead of release ones.
+        #[arg(long)]
+        debug: bool,
+        /// Run the binaries already in target/ without building them first.
+        #[arg(long)]
+        no_build: bool,
+    },
     /// source-controller: many OCIRepositories to Ready (time, peak RSS), and no-change reconciles.
     BenchSource {
         /// OCIRepositories created in the scale run.
@@ -143,6 +166,21 @@ fn main() -> Result<()> {
         Task::Test { args } => ci::test(&args),
         Task::BenchControlPlane { runs } => bench::control_plane(runs),
         Task::BenchKustomize { runs, apps, keep } => bench_kustomize::run(apps, runs, keep),
+        Task::BenchKustomizeController {
+            apps,
+            changes,
+            objects,
+            reconciles,
+            debug,
+            no_build,
+        } => bench_kustomize_controller::run(bench_kustomize_controller::Settings {
+            apps,
+            changes,
+            objects,
+            reconciles,
+            release: !debug,
+            build: !no_build,
+        }),
         Task::BenchSource {
             objects,
             concurrent,

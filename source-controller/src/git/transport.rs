@@ -270,8 +270,13 @@ impl Session {
         let configure_client: Box<gix_http::reqwest::ConfigureClientFn> =
             Box::new(move |builder: reqwest::blocking::ClientBuilder| {
                 toolkit_sdk::tls::install_crypto_provider();
+                // Without a CA of its own, the process-wide TLS configuration spares
+                // loading the system's root certificates for every fetch.
+                let builder = match toolkit_sdk::tls::shared_client_config() {
+                    Some(config) if ca.is_empty() => builder.tls_backend_preconfigured(config),
+                    _ => builder.tls_certs_merge(ca.clone()),
+                };
                 Ok(builder
-                    .tls_certs_merge(ca.clone())
                     .connect_timeout(timeout.min(Duration::from_secs(30)))
                     .timeout(timeout))
             });

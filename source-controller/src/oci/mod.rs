@@ -60,7 +60,7 @@ mod pull;
 mod resolve;
 mod url;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -211,26 +211,9 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// A fresh client: oci-client keeps credentials per registry host for its whole life, so
-    /// a client is never shared between objects with different secrets.
+    /// A client for `url` with `auth`, from the process-wide [`ClientPool`].
     fn connect(url: &OciUrl, auth: &OciAuth, options: &OciOptions) -> Result<Self, OciError> {
-        toolkit_sdk::tls::install_crypto_provider();
-        let config = ClientConfig {
-            protocol: if options.insecure {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            connect_timeout: Some(options.timeout.min(toolkit_sdk::tls::CONNECT_TIMEOUT)),
-            read_timeout: Some(options.timeout),
-            user_agent: toolkit_sdk::tls::USER_AGENT,
-            max_concurrent_download: 1,
-            ..ClientConfig::default()
-        };
-        let client = Client::try_from(config).map_err(|e| OciError::Unreachable {
-            registry: url.registry().to_owned(),
-            source: Box::new(e),
-        })?;
+        let client = ClientPool::global().client(url, auth, options)?;
         Ok(Self {
             client,
             url: url.clone(),
@@ -357,4 +340,106 @@ fn truncate(s: &str, max: usize) -> &str {
         Some((i, _)) => &s[..i],
         None => s,
     }
+}
+
+/// oci-client clients kept for reuse, so that a thousand OCIRepositories on one registry do
+/// not each build an HTTP client (and load the system's root certificates) per reconcile.
+///
+/// oci-client remembers the tokens it obtained for the credentials it was used with, so a
+/// client is shared only between calls with the same credentials: they are part of the key
+/// (as a SHA-256 fingerprint, never in clear), with the registry, the protocol and the time
+/// limit.
+struct ClientPool {
+    clients: std::sync::Mutex<HashMap<PoolKey, (Client, u64)>>,
+    uses: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PoolKey {
+    registry: String,
+    insecure: bool,
+    timeout: Duration,
+    credentials: [u8; 32],
+}
+
+impl ClientPool {
+    /// Clients kept at most; the least recently used one goes first.
+    const CAPACITY: usize = 128;
+
+    fn global() -> &'static Self {
+        static POOL: std::sync::OnceLock<ClientPool> = std::sync::OnceLock::new();
+        POOL.get_or_init(|| Self {
+            clients: std::sync::Mutex::new(HashMap::new()),
+            uses: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    fn client(
+        &self,
+        url: &OciUrl,
+        auth: &OciAuth,
+        options: &OciOptions,
+    ) -> Result<Client, OciError> {
+        use sha2::Digest as _;
+        let credentials = match auth {
+            OciAuth::Anonymous => sha2::Sha256::digest(b"anonymous"),
+            OciAuth::Basic { username, password } => {
+                let mut hasher = sha2::Sha256::new();
+                hasher.update(b"basic\0");
+                hasher.update(username.as_bytes());
+                hasher.update(b"\0");
+                hasher.update(password.as_bytes());
+                hasher.finalize()
+            }
+        };
+        let key = PoolKey {
+            registry: url.registry().to_owned(),
+            insecure: options.insecure,
+            timeout: options.timeout,
+            credentials: credentials.into(),
+        };
+        let stamp = self
+            .uses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((client, last_used)) = clients.get_mut(&key) {
+            *last_used = stamp;
+            return Ok(client.clone());
+        }
+        let client = new_client(url, options)?;
+        if clients.len() >= Self::CAPACITY
+            && let Some(oldest) = clients
+                .iter()
+                .min_by_key(|(_, (_, last_used))| *last_used)
+                .map(|(key, _)| key.clone())
+        {
+            clients.remove(&oldest);
+        }
+        clients.insert(key, (client.clone(), stamp));
+        Ok(client)
+    }
+}
+
+/// A new oci-client client for the protocol and time limit of `options`.
+fn new_client(url: &OciUrl, options: &OciOptions) -> Result<Client, OciError> {
+    toolkit_sdk::tls::install_crypto_provider();
+    let config = ClientConfig {
+        protocol: if options.insecure {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        },
+        connect_timeout: Some(options.timeout.min(toolkit_sdk::tls::CONNECT_TIMEOUT)),
+        read_timeout: Some(options.timeout),
+        user_agent: toolkit_sdk::tls::USER_AGENT,
+        max_concurrent_download: 1,
+        ..ClientConfig::default()
+    };
+    Client::try_from(config).map_err(|e| OciError::Unreachable {
+        registry: url.registry().to_owned(),
+        source: Box::new(e),
+    })
 }
