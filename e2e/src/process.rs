@@ -205,3 +205,26 @@ pub fn free_port() -> Result<u16> {
         std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
     Ok(listener.local_addr()?.port())
 }
+
+/// The path of a workspace binary (`source-controller`, `kustomize-controller`, ...) built in
+/// the same profile as the running test: `<target>/<profile>/<name>`, found from the test
+/// executable's own path (`<target>/<profile>/deps/<test>`).
+///
+/// Tests cannot build it themselves (cargo holds the build directory while tests run), so a
+/// missing binary is an error that says which command builds it; `cargo xtask test` builds
+/// every binary of the workspace first.
+pub fn workspace_binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot locate the test executable")?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("unexpected test executable path {}", exe.display()))?;
+    let binary = profile_dir.join(name);
+    if !binary.is_file() {
+        anyhow::bail!(
+            "{} is missing: build it with `cargo build --package {name} --bin {name}` (cargo xtask test does)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}

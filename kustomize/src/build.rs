@@ -84,6 +84,12 @@ pub struct BuildOptions {
     /// catches a target that no longer matches after a rename, before it silently stops
     /// applying (`ferroflux-kustomize build --fail-on-unmatched-patch`).
     pub fail_on_unmatched_patch_target: bool,
+    /// Every file and directory the build reads (bases and components included) must be inside
+    /// this directory once symlinks are resolved, whatever the load restrictor: Flux's
+    /// kustomize-controller confines a build to the source artifact this way, so that a
+    /// repository may use any of its own files but none of the host's. `None` (the default):
+    /// no such bound, as `kubectl kustomize`.
+    pub confine_to: Option<PathBuf>,
 }
 
 /// Builds the kustomization in `dir` into the objects `kubectl kustomize dir` prints, in order.
@@ -104,8 +110,24 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Vec<Resource>, Error>
         path: dir.to_path_buf(),
         source,
     })?;
+    let confinement = match &options.confine_to {
+        Some(dir) => Some(dir.canonicalize().map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?),
+        None => None,
+    };
+    if let Some(confinement) = &confinement
+        && !root.starts_with(confinement)
+    {
+        return Err(Error::Invalid {
+            path: dir.to_path_buf(),
+            message: format!("must be inside {}", confinement.display()),
+        });
+    }
     let mut builder = Builder {
         options,
+        confinement,
         chain: vec![root.clone()],
         metadata: BuildMetadata::default(),
     };
@@ -298,6 +320,8 @@ fn kustomize_id(id: &ResId) -> String {
 
 struct Builder<'a> {
     options: &'a BuildOptions,
+    /// [`BuildOptions::confine_to`], absolute with symlinks resolved.
+    confinement: Option<PathBuf>,
     /// Directories of the kustomizations being built, outermost first.
     chain: Vec<PathBuf>,
     metadata: BuildMetadata,
@@ -354,7 +378,8 @@ impl Builder<'_> {
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let loader = Loader::new(dir, &file, self.options.load_restrictions)?;
+        let loader = Loader::new(dir, &file, self.options.load_restrictions)?
+            .confined_to(self.confinement.clone());
         let target = Target {
             dir: dir.to_path_buf(),
             file,

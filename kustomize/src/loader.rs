@@ -53,6 +53,7 @@ pub struct Loader {
     root: PathBuf,
     kustomization_file: PathBuf,
     restrictions: LoadRestrictions,
+    confinement: Option<PathBuf>,
 }
 
 impl Loader {
@@ -71,7 +72,15 @@ impl Loader {
             root,
             kustomization_file: kustomization_file.to_path_buf(),
             restrictions,
+            confinement: None,
         })
+    }
+
+    /// Confines every path this loader resolves (files and directories) to `dir`, which must
+    /// be absolute with symlinks resolved: see [`crate::BuildOptions::confine_to`].
+    pub fn confined_to(mut self, dir: Option<PathBuf>) -> Self {
+        self.confinement = dir;
+        self
     }
 
     /// The kustomization directory (absolute, symlinks resolved).
@@ -118,7 +127,7 @@ impl Loader {
             });
         }
         let joined = self.join(reference);
-        joined.canonicalize().map_err(|source| {
+        let path = joined.canonicalize().map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 Error::NotFound {
                     kustomization: self.kustomization_file.clone(),
@@ -131,7 +140,17 @@ impl Loader {
                     source,
                 }
             }
-        })
+        })?;
+        if let Some(confinement) = &self.confinement
+            && !path.starts_with(confinement)
+        {
+            return Err(Error::OutsideRoot {
+                kustomization: self.kustomization_file.clone(),
+                path,
+                root: confinement.clone(),
+            });
+        }
+        Ok(path)
     }
 
     /// The bytes of the file `reference`.
@@ -544,6 +563,30 @@ mod tests {
             remote.contains("remote bases are not supported"),
             "{remote}"
         );
+    }
+
+    #[test]
+    fn confinement_bounds_every_path_whatever_the_restrictor() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "host.yaml", CM);
+        write(tmp.path(), "artifact/shared/patch.yaml", CM);
+        write(tmp.path(), "artifact/app/inside.yaml", CM);
+        let artifact = tmp.path().join("artifact").canonicalize().unwrap();
+        let app = artifact.join("app");
+        let kfile = app.join("kustomization.yaml");
+        let loader = Loader::new(&app, &kfile, LoadRestrictions::None)
+            .unwrap()
+            .confined_to(Some(artifact.clone()));
+        // Any file of the artifact, even outside the kustomization directory.
+        assert!(loader.read_to_string("../shared/patch.yaml").is_ok());
+        assert!(loader.resolve_existing("../shared").is_ok());
+        // Nothing of the host, neither files nor directories.
+        let err = loader.read_to_string("../../host.yaml").unwrap_err();
+        assert!(
+            matches!(&err, Error::OutsideRoot { root, .. } if root == &artifact),
+            "{err}"
+        );
+        assert!(loader.resolve_existing("../..").is_err());
     }
 
     #[cfg(unix)]

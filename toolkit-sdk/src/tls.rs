@@ -50,14 +50,24 @@ pub fn install_crypto_provider() {
 /// [`USER_AGENT`], a [`CONNECT_TIMEOUT`] and a per-read [`READ_TIMEOUT`]. There is no
 /// overall request timeout, because artifact downloads may legitimately take long; add one
 /// with [`reqwest::ClientBuilder::timeout`] for short API calls.
+///
+/// Its TLS configuration is the process-wide [`shared_client_config`] (the system's roots,
+/// loaded once), so trust settings added to this builder (`tls_certs_merge`, `identity`, ...)
+/// have no effect: start from [`http_client_builder_with_own_tls`] for a custom CA or a client
+/// certificate.
 pub fn http_client_builder() -> reqwest::ClientBuilder {
-    install_crypto_provider();
-    let builder = reqwest::Client::builder();
-    let builder = match shared_client_config() {
+    let builder = http_client_builder_with_own_tls();
+    match shared_client_config() {
         Some(config) => builder.tls_backend_preconfigured(config),
         None => builder,
-    };
-    builder
+    }
+}
+
+/// [`http_client_builder`] without the shared TLS configuration: reqwest builds its own from
+/// the trust settings given to the builder (and reads the system's roots again).
+pub fn http_client_builder_with_own_tls() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)

@@ -12,6 +12,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::{CustomResource, CustomResourceExt, Resource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -605,5 +606,69 @@ async fn a_manager_built_wrong_says_so() -> Result<()> {
         Err(RuntimeError::DuplicateKind { kind }) => assert_eq!(kind, "Widget"),
         other => panic!("{other:?}"),
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn objects_are_reconciled_on_request_from_outside_their_watch() -> Result<()> {
+    let env = env("manager-requested").await?;
+    let (requests, received) = futures::channel::mpsc::unbounded();
+    let mut options = ControllerOptions::new(NAME);
+    options.namespace = Some(env.ns.name.clone());
+    options.runtime.watch_all_namespaces = false;
+    options.observability.metrics_addr =
+        SocketAddr::from((Ipv4Addr::LOCALHOST, env.metrics_port)).into();
+    options.observability.health_addr =
+        SocketAddr::from((Ipv4Addr::LOCALHOST, env.health_port)).into();
+    let manager = Manager::new(options).with_controller_requested_by(
+        GadgetReconciler {
+            namespace: env.ns.name.clone(),
+            seen: env.seen.clone(),
+        },
+        received,
+    );
+    let shutdown = manager.shutdown_token();
+    let task = tokio::spawn(manager.run(env.ns.client.clone()));
+    env.wait_ready_endpoint().await?;
+    env.api::<Gadget>()
+        .create(&PostParams::default(), &gadget("g", "hi", None))
+        .await?;
+    let before = env.wait_ready::<Gadget>("g").await?;
+    let reconciles = |metrics: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("gotk_reconcile_duration_seconds_count")
+                    && l.contains("kind=\"Gadget\"")
+                    && l.contains("name=\"g\"")
+            })
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    let count = reconciles(&env.get(env.metrics_port, "/metrics").await?.1);
+    assert!(count >= 1.0);
+
+    // A request for an object the watch does not know is dropped without harm.
+    requests.unbounded_send(ObjectRef::new("missing").within(&env.ns.name))?;
+    requests.unbounded_send(ObjectRef::new("g").within(&env.ns.name))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reconciles(&env.get(env.metrics_port, "/metrics").await?.1) < count + 1.0 {
+        assert!(Instant::now() < deadline, "the request was not honoured");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Nothing was written to the object to make it happen.
+    let after = env.api::<Gadget>().get("g").await?;
+    assert_eq!(after.metadata.annotations, before.metadata.annotations);
+    assert_eq!(
+        after
+            .status
+            .as_ref()
+            .and_then(|s| s.last_handled_reconcile_at.clone()),
+        before
+            .status
+            .as_ref()
+            .and_then(|s| s.last_handled_reconcile_at.clone())
+    );
+    stop(shutdown, task).await?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: build, start the local control plane, run the controllers as their own
-//! processes, sync a Git repository and show the result. It grows with the controllers: today
-//! source-controller turns a repository on a local Git server into an artifact, and the example
-//! controller built on toolkit-sdk reconciles a Greeting.
+//! processes, sync a Git repository to the cluster and show the result: source-controller turns
+//! a repository on a local Git server into an artifact, kustomize-controller applies its
+//! `infrastructure/` and then (dependsOn) its `apps/`, and the example controller built on
+//! toolkit-sdk reconciles a Greeting.
 
 use std::path::Path;
 use std::process::Command;
@@ -19,20 +20,14 @@ const SOURCE_NAMESPACE: &str = "flux-system";
 
 pub fn run() -> Result<()> {
     let root = e2e::repo_root();
-    eprintln!("==> building the example controller");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--quiet",
-            "--package",
-            "greeter-controller",
-            "--bin",
-            "greeter-controller",
-        ])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
-        bail!("building greeter-controller failed");
+    eprintln!("==> building the controllers");
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build.args(["build", "--quiet"]);
+    for binary in ["greeter-controller", "source-controller", "kustomize-controller"] {
+        build.args(["--package", binary, "--bin", binary]);
+    }
+    if !build.current_dir(&root).status()?.success() {
+        bail!("building the controllers failed");
     }
     eprintln!("==> starting the local control plane (tier 2)");
     let mut state = crate::cluster::up(Tier::Full)?;
@@ -107,7 +102,26 @@ pub fn run() -> Result<()> {
     crate::cluster::save(&state)?;
     let artifact = runtime.block_on(sync_git_repository(&state.kubeconfig, &git.url))?;
 
-    eprintln!("\n==> what the controller did");
+    eprintln!("==> starting kustomize-controller as its own process");
+    let kustomize_log = state.data_dir.join("logs/kustomize-controller.log");
+    let kustomize_args = vec![
+        format!("--kubeconfig={}", state.kubeconfig.display()),
+        format!("--metrics-addr=127.0.0.1:{}", free_port()?),
+        format!("--health-addr=127.0.0.1:{}", free_port()?),
+        "--log-encoding=console".to_string(),
+    ];
+    let kustomize_controller = Managed::start(
+        "kustomize-controller",
+        &cargo_target_dir(&root).join("debug/kustomize-controller"),
+        &kustomize_args,
+        &kustomize_log,
+        Lifetime::Detached,
+    )?;
+    state.pids.push(kustomize_controller.detach());
+    crate::cluster::save(&state)?;
+    runtime.block_on(apply_kustomizations(&state.kubeconfig))?;
+
+    eprintln!("\n==> what the controllers did");
     let kubectl = |args: &[&str]| -> Result<()> {
         let status = Command::new("kubectl")
             .args(args)
@@ -133,6 +147,14 @@ pub fn run() -> Result<()> {
     if !listing.success() {
         bail!("cannot download the artifact from {}", artifact.url);
     }
+    kubectl(&["-n", SOURCE_NAMESPACE, "get", "kustomizations"])?;
+    kubectl(&[
+        "get",
+        "namespaces,configmaps,deployments,services",
+        "--all-namespaces",
+        "-l",
+        "kustomize.toolkit.fluxcd.io/namespace=flux-system",
+    ])?;
     kubectl(&["-n", NAMESPACE, "get", "greetings"])?;
     kubectl(&[
         "-n",
@@ -148,15 +170,18 @@ pub fn run() -> Result<()> {
          export KUBECONFIG={kubeconfig}\n  \
          git clone {git_url} /tmp/fleet && cd /tmp/fleet\n  \
          sed -i 's/replicas: 2/replicas: 3/' apps/podinfo/deployment.yaml && git commit -qam 'Scale podinfo' && git push\n  \
-         kubectl -n {SOURCE_NAMESPACE} get gitrepository fleet -w     # a new revision within 10s\n  \
+         kubectl -n {SOURCE_NAMESPACE} get gitrepository,kustomizations -w   # new revision within 10s, applied at once\n  \
+         kubectl -n podinfo get deployment podinfo                          # 3/3 ready\n  \
+         kubectl -n podinfo delete service podinfo                          # drift: restored by the next reconcile\n  \
+         kubectl -n {SOURCE_NAMESPACE} annotate kustomization apps reconcile.fluxcd.io/requestedAt=\"$(date +%s)\" --overwrite\n  \
          kubectl -n {NAMESPACE} patch greeting hello --type merge -p '{{\"spec\":{{\"message\":\"Hi again\"}}}}'\n  \
          kubectl -n {NAMESPACE} get configmap hello-greeting -o jsonpath='{{.data.message}}'\n  \
          kubectl -n {NAMESPACE} annotate greeting hello reconcile.fluxcd.io/requestedAt=\"$(date +%s)\" --overwrite\n  \
          curl -s http://127.0.0.1:{metrics_port}/metrics | grep gotk_reconcile_duration_seconds_count\n  \
-         tail -f {log}\n\nStop everything with `cargo xtask cluster down`.",
+         tail -f {kustomize_log}\n\nStop everything with `cargo xtask cluster down`.",
         kubeconfig = state.kubeconfig.display(),
         git_url = git.url,
-        log = log.display(),
+        kustomize_log = kustomize_log.display(),
     );
     Ok(())
 }
@@ -265,6 +290,84 @@ async fn sync_git_repository(kubeconfig: &Path, url: &str) -> Result<toolkit_sdk
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Applies the Kustomizations `flux-system/infrastructure` and `flux-system/apps` (which
+/// depends on it) for the demo repository and waits until both are Ready.
+async fn apply_kustomizations(kubeconfig: &Path) -> Result<()> {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let client = e2e::client_from_kubeconfig(kubeconfig, None).await?;
+    let params = PatchParams::apply("ferroflux-demo").force();
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "kustomize.toolkit.fluxcd.io",
+        "v1",
+        "Kustomization",
+    ));
+    let kustomizations: Api<DynamicObject> =
+        Api::namespaced_with(client, SOURCE_NAMESPACE, &resource);
+    let source = serde_json::json!({ "kind": "GitRepository", "name": "fleet" });
+    let specs = [
+        (
+            "infrastructure",
+            serde_json::json!({
+                "interval": "10m", "path": "./infrastructure", "prune": true, "wait": true,
+                "timeout": "2m", "sourceRef": source,
+            }),
+        ),
+        (
+            "apps",
+            serde_json::json!({
+                "interval": "10m", "path": "./apps", "prune": true, "wait": true,
+                "timeout": "2m", "sourceRef": source,
+                "dependsOn": [{ "name": "infrastructure" }],
+                "postBuild": { "substitute": { "cluster_name": "ferroflux-demo" } },
+            }),
+        ),
+    ];
+    for (name, spec) in specs {
+        let object = serde_json::json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": { "name": name, "namespace": SOURCE_NAMESPACE },
+            "spec": spec,
+        });
+        kustomizations
+            .patch(name, &params, &Patch::Apply(&object))
+            .await
+            .with_context(|| format!("cannot apply the demo Kustomization {name}"))?;
+    }
+    eprintln!(
+        "==> applied Kustomizations {SOURCE_NAMESPACE}/infrastructure and {SOURCE_NAMESPACE}/apps (dependsOn infrastructure); waiting until both are Ready"
+    );
+    let started = Instant::now();
+    for name in ["infrastructure", "apps"] {
+        loop {
+            let object = kustomizations.get(name).await?;
+            let ready = object
+                .data
+                .pointer("/status/conditions")
+                .and_then(|c| c.as_array())
+                .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+                .cloned();
+            if let Some(ready) = &ready
+                && ready["status"] == "True"
+            {
+                eprintln!(
+                    "==> {name} Ready after {:.2}s: {}",
+                    started.elapsed().as_secs_f64(),
+                    ready["message"].as_str().unwrap_or_default()
+                );
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(180) {
+                bail!(
+                    "the Kustomization {name} was not Ready after 180s (Ready: {ready:?}); see logs/kustomize-controller.log in the cluster's data folder"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
 }
 
 fn cargo_target_dir(root: &Path) -> std::path::PathBuf {

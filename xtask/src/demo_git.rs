@@ -19,23 +19,41 @@ pub struct Ready {
     pub url: String,
 }
 
-/// The example the repository starts with: what a platform team keeps in Git.
+/// The example the repository starts with: what a platform team keeps in Git. Two
+/// Kustomizations apply it: `infrastructure` (the namespace and cluster-wide settings) and
+/// `apps`, which depends on it.
 const EXAMPLE: &[(&str, &str)] = &[
     (
-        "apps/podinfo/namespace.yaml",
+        "infrastructure/namespaces.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: podinfo\n",
     ),
     (
+        "infrastructure/cluster-settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cluster-settings\n  namespace: podinfo\ndata:\n  region: local\n",
+    ),
+    (
+        "infrastructure/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- namespaces.yaml\n- cluster-settings.yaml\n",
+    ),
+    (
         "apps/podinfo/deployment.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: podinfo\n  namespace: podinfo\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: podinfo\n  template:\n    metadata:\n      labels:\n        app: podinfo\n    spec:\n      containers:\n      - name: podinfo\n        image: ghcr.io/stefanprodan/podinfo:6.7.0\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: podinfo\n  namespace: podinfo\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: podinfo\n  template:\n    metadata:\n      labels:\n        app: podinfo\n    spec:\n      containers:\n      - name: podinfo\n        image: ghcr.io/stefanprodan/podinfo:6.7.0\n        env:\n        - name: CLUSTER_NAME\n          value: ${cluster_name}\n        ports:\n        - containerPort: 9898\n          name: http\n",
+    ),
+    (
+        "apps/podinfo/service.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: podinfo\n  namespace: podinfo\nspec:\n  selector:\n    app: podinfo\n  ports:\n  - name: http\n    port: 9898\n    targetPort: http\n",
     ),
     (
         "apps/podinfo/kustomization.yaml",
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- namespace.yaml\n- deployment.yaml\n",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- deployment.yaml\n- service.yaml\n",
+    ),
+    (
+        "apps/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- podinfo\n",
     ),
     (
         "README.md",
-        "# fleet\n\nThe demo's GitOps repository: commit here and source-controller packs a new artifact.\n",
+        "# fleet\n\nThe demo's GitOps repository. Commit here: source-controller packs a new artifact and\nkustomize-controller applies `infrastructure/`, then `apps/`.\n",
     ),
 ];
 
@@ -44,7 +62,7 @@ pub fn serve(dir: &Path, ready_file: &Path) -> Result<()> {
     let server = GitServer::new_in(dir)?;
     let repo = server.create_repo(REPO)?;
     repo.working_copy()?
-        .commit(EXAMPLE, "Add podinfo")
+        .commit(EXAMPLE, "Add infrastructure and podinfo")
         .context("cannot seed the demo repository")?;
     let http = server.serve_http(HttpOptions::default())?;
     let ready = Ready {

@@ -44,10 +44,13 @@ impl ResolvedKind {
     }
 }
 
+/// Resolved kinds by (group, version, kind).
+type KindMap = HashMap<(String, String, String), ResolvedKind>;
+
 /// Discovery results by group, version and kind. Cloning shares the cache.
 #[derive(Clone, Debug, Default)]
 pub struct ApiCache {
-    kinds: Arc<RwLock<HashMap<(String, String, String), ResolvedKind>>>,
+    kinds: Arc<RwLock<KindMap>>,
 }
 
 impl ApiCache {
@@ -100,9 +103,7 @@ impl ApiCache {
             .clear();
     }
 
-    fn read(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, HashMap<(String, String, String), ResolvedKind>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, KindMap> {
         self.kinds
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -92,7 +93,29 @@ impl Manager {
 
     /// Adds the controller of `R::Object`, reconciled by `reconciler`. Each kind may have one
     /// controller: [`run`](Self::run) fails with [`RuntimeError::DuplicateKind`] otherwise.
-    pub fn with_controller<R: Reconciler>(mut self, reconciler: R) -> Self {
+    pub fn with_controller<R: Reconciler>(self, reconciler: R) -> Self {
+        self.register(reconciler, None)
+    }
+
+    /// Like [`with_controller`](Self::with_controller), and every object named by `requests`
+    /// is reconciled as if its watch had seen it change: how a controller reacts to other
+    /// kinds (a Kustomization to its source's new revision) without writing to its objects.
+    ///
+    /// Requests are honoured while this replica leads; a request for an object the watch
+    /// does not know (another namespace, another shard, deleted) is dropped.
+    pub fn with_controller_requested_by<R, S>(self, reconciler: R, requests: S) -> Self
+    where
+        R: Reconciler,
+        S: futures::Stream<Item = ObjectRef<R::Object>> + Send + 'static,
+    {
+        self.register(reconciler, Some(Box::pin(requests)))
+    }
+
+    fn register<R: Reconciler>(
+        mut self,
+        reconciler: R,
+        requests: Option<reconcile_loop::Requests<R::Object>>,
+    ) -> Self {
         let kind = R::Object::kind(&()).into_owned();
         let check = readiness_check(&kind);
         if self.controllers.iter().any(|c| c.check == check) {
@@ -107,7 +130,7 @@ impl Manager {
         self.controllers.push(Registered {
             kind,
             check,
-            start: Box::new(move |env| Box::pin(reconcile_loop::run(reconciler, env))),
+            start: Box::new(move |env| Box::pin(reconcile_loop::run(reconciler, env, requests))),
         });
         self
     }

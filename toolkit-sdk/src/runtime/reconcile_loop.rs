@@ -60,9 +60,16 @@ pub(super) struct LoopEnv {
     pub shutdown_timeout: Duration,
 }
 
+/// Reconcile requests from outside the watch (see `Manager::with_controller_requested_by`).
+pub(super) type Requests<K> = std::pin::Pin<Box<dyn futures::Stream<Item = ObjectRef<K>> + Send>>;
+
 /// Runs the reconcile loop of `R::Object` until `env.stop` is cancelled, then lets in-flight
 /// reconciles finish (bounded by `env.shutdown_timeout`).
-pub(super) async fn run<R: Reconciler>(reconciler: Arc<R>, env: LoopEnv) {
+pub(super) async fn run<R: Reconciler>(
+    reconciler: Arc<R>,
+    env: LoopEnv,
+    requests: Option<Requests<R::Object>>,
+) {
     let LoopEnv {
         client,
         name,
@@ -117,6 +124,7 @@ pub(super) async fn run<R: Reconciler>(reconciler: Arc<R>, env: LoopEnv) {
             writer,
             writer_store.clone(),
             queue_tx,
+            requests,
             leading,
             stop.clone(),
             (readiness, check),
@@ -234,6 +242,7 @@ async fn drive_watch<K: FluxObject>(
     writer: reflector::store::Writer<K>,
     store: Store<K>,
     queue: mpsc::Sender<ReconcileRequest<K>>,
+    requests: Option<Requests<K>>,
     mut leading: watch::Receiver<bool>,
     stop: CancellationToken,
     (readiness, check): (Readiness, String),
@@ -245,6 +254,7 @@ async fn drive_watch<K: FluxObject>(
         obj_ref: ObjectRef::from_obj(obj),
         reason: ReconcileReason::ObjectUpdated,
     };
+    let mut requests = requests.unwrap_or_else(|| Box::pin(futures::stream::pending()));
     let mut was_leading = *leading.borrow_and_update();
     let mut elector_alive = true;
     let mut listed = false;
@@ -274,6 +284,23 @@ async fn drive_watch<K: FluxObject>(
                     }
                 }
                 was_leading = now_leading;
+            }
+            Some(obj_ref) = requests.next() => {
+                // Only objects the watch knows: the applier would drop the others anyway.
+                if was_leading
+                    && store.get(&obj_ref).is_some()
+                    && queue
+                        .send(ReconcileRequest {
+                            obj_ref,
+                            reason: ReconcileReason::Custom {
+                                reason: "requested".to_owned(),
+                            },
+                        })
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
             }
             item = stream.next() => match item {
                 Some(Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj))) => {
