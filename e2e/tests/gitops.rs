@@ -14,7 +14,9 @@ use e2e::process::{Lifetime, Managed, free_port, workspace_binary};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use serde_json::{Value, json};
 
 /// How long a test waits for a state the controllers should reach.
@@ -112,8 +114,7 @@ impl Fleet {
     async fn apply(&self, resource: &ApiResource, mut object: Value) -> Result<()> {
         object["metadata"]["namespace"] = json!(self.ns.name);
         let name = object["metadata"]["name"].as_str().unwrap().to_owned();
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client(), &self.ns.name, resource);
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client(), &self.ns.name, resource);
         api.patch(
             &name,
             &PatchParams::apply("gitops-test").force(),
@@ -293,7 +294,9 @@ fn deployment(name: &str, replicas: u32, extra_pod_spec: &str) -> String {
 }
 
 fn config_map(name: &str, value: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n")
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
+    )
 }
 
 const APP_KUSTOMIZATION: &str = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- deployment.yaml\n- settings.yaml\n";
@@ -409,7 +412,10 @@ async fn a_broken_commit_keeps_the_last_good_state_until_it_is_fixed() -> Result
 
     // Bad YAML: the build fails, nothing applied, nothing pruned.
     fleet.wc.commit(
-        &[("app/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: [unclosed\n")],
+        &[(
+            "app/settings.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: [unclosed\n",
+        )],
         "break the YAML",
     )?;
     let ks = fleet.wait_failed("app", "BuildFailed").await?;
@@ -447,7 +453,12 @@ async fn a_broken_commit_keeps_the_last_good_state_until_it_is_fixed() -> Result
             ("app/settings.yaml", config_map("settings", "good").as_str()),
             (
                 "app/deployment.yaml",
-                deployment("api", 1, "      nodeSelector:\n        no-such-node: \"true\"\n").as_str(),
+                deployment(
+                    "api",
+                    1,
+                    "      nodeSelector:\n        no-such-node: \"true\"\n",
+                )
+                .as_str(),
             ),
         ],
         "a Deployment that cannot be scheduled",

@@ -50,7 +50,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Event as KubeEvent, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -58,8 +58,10 @@ pub use crate::error::EventSeverity;
 
 /// The Flux event payload, as POSTed to the events address.
 ///
-/// Field names and optionality follow Flux's `event.toolkit.fluxcd.io` `Event`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Field names and optionality follow Flux's `event.toolkit.fluxcd.io` `Event`: when
+/// deserializing, `metadata` and `reportingInstance` may be missing, every other field is
+/// required.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FluxEvent {
     /// The object the event is about.
@@ -73,12 +75,12 @@ pub struct FluxEvent {
     /// Why, for machines (`ReconciliationSucceeded`, `ArtifactFailed`, ...).
     pub reason: String,
     /// Extra data, keys prefixed with the object's API group.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// The controller that emitted the event, e.g. `source-controller`.
     pub reporting_controller: String,
     /// The replica that emitted it (its hostname, i.e. the pod name).
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reporting_instance: String,
 }
 
