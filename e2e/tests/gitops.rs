@@ -31,11 +31,30 @@ struct Fleet {
     _storage: tempfile::TempDir,
     _logs: tempfile::TempDir,
     controllers: Vec<Managed>,
+    /// notification-controller's webhook receiver, when it runs.
+    receiver_port: Option<u16>,
+}
+
+/// What else a [`Fleet`] runs.
+#[derive(Default)]
+struct FleetOptions {
+    /// The GitRepository's interval (2s when `None`).
+    source_interval: Option<&'static str>,
+    /// Run notification-controller too, and point the others' events at it.
+    notifications: bool,
 }
 
 impl Fleet {
     /// Starts the controllers for a fresh namespace and a repository holding `files`.
     async fn start(prefix: &str, files: &[(&str, &str)]) -> Result<Self> {
+        Self::start_with(prefix, files, FleetOptions::default()).await
+    }
+
+    async fn start_with(
+        prefix: &str,
+        files: &[(&str, &str)],
+        options: FleetOptions,
+    ) -> Result<Self> {
         let cluster = e2e::full_cluster().await?;
         let ns = cluster.namespace(prefix).await?;
         let server = GitServer::new()?;
@@ -47,8 +66,10 @@ impl Fleet {
         let logs = tempfile::Builder::new().prefix("gitops-logs-").tempdir()?;
         let kubeconfig = cluster.kubeconfig_path().display().to_string();
         let storage_port = free_port()?;
+        let events_port = free_port()?;
+        let receiver_port = free_port()?;
         let common = |kubeconfig: &str| -> Result<Vec<String>> {
-            Ok(vec![
+            let mut args = vec![
                 format!("RUNTIME_NAMESPACE={}", ns.name),
                 String::new(), // the binary, filled in below
                 format!("--kubeconfig={kubeconfig}"),
@@ -56,7 +77,11 @@ impl Fleet {
                 format!("--metrics-addr=127.0.0.1:{}", free_port()?),
                 format!("--health-addr=127.0.0.1:{}", free_port()?),
                 "--log-encoding=console".into(),
-            ])
+            ];
+            if options.notifications {
+                args.push(format!("--events-addr=http://127.0.0.1:{events_port}/"));
+            }
+            Ok(args)
         };
         let mut source = common(&kubeconfig)?;
         source[1] = workspace_binary("source-controller")?.display().to_string();
@@ -70,11 +95,24 @@ impl Fleet {
             .display()
             .to_string();
         kustomize.push("--requeue-dependency=2s".into());
-        let mut controllers = Vec::new();
-        for (name, args) in [
+        let mut processes = vec![
             ("source-controller", source),
             ("kustomize-controller", kustomize),
-        ] {
+        ];
+        if options.notifications {
+            let mut notification = common(&kubeconfig)?;
+            notification.retain(|a| !a.starts_with("--events-addr"));
+            notification[1] = workspace_binary("notification-controller")?
+                .display()
+                .to_string();
+            notification.extend([
+                format!("--events-addr=127.0.0.1:{events_port}"),
+                format!("--receiverAddr=127.0.0.1:{receiver_port}"),
+            ]);
+            processes.push(("notification-controller", notification));
+        }
+        let mut controllers = Vec::new();
+        for (name, args) in processes {
             let log = logs.path().join(format!("{name}.log"));
             controllers.push(Managed::start(
                 name,
@@ -92,6 +130,7 @@ impl Fleet {
             _storage: storage,
             _logs: logs,
             controllers,
+            receiver_port: options.notifications.then_some(receiver_port),
         };
         fleet
             .apply(
@@ -100,7 +139,10 @@ impl Fleet {
                     "apiVersion": "source.toolkit.fluxcd.io/v1",
                     "kind": "GitRepository",
                     "metadata": { "name": "fleet" },
-                    "spec": { "url": fleet.http.url("fleet"), "interval": "2s" },
+                    "spec": {
+                        "url": fleet.http.url("fleet"),
+                        "interval": options.source_interval.unwrap_or("2s"),
+                    },
                 }),
             )
             .await?;
@@ -657,4 +699,187 @@ fn inline_kubeconfig(path: &Path) -> Result<String> {
         map.insert("client-key-data".into(), key);
     }
     Ok(serde_yaml::to_string(&config)?)
+}
+
+/// A loopback HTTP endpoint that records the JSON bodies POSTed to it: the `generic` Provider's
+/// address.
+async fn event_sink() -> Result<(String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>)> {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = received.clone();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let store = store.clone();
+            async move {
+                if let Ok(value) = serde_json::from_slice::<Value>(&body) {
+                    store.lock().unwrap().push(value);
+                }
+                http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, received))
+}
+
+#[tokio::test]
+async fn a_signed_github_push_reconciles_the_source_and_its_kustomization_at_once() -> Result<()> {
+    use hmac::Mac;
+    const TOKEN: &str = "webhook-s3cret";
+    let mut fleet = Fleet::start_with(
+        "gitops-webhook",
+        &[
+            (
+                "app/kustomization.yaml",
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- settings.yaml\n",
+            ),
+            ("app/settings.yaml", &config_map("settings", "one")),
+        ],
+        // Without the webhook, a new commit would wait an hour.
+        FleetOptions {
+            source_interval: Some("1h"),
+            notifications: true,
+        },
+    )
+    .await?;
+    let ns = fleet.ns.name.clone();
+    let (sink_url, received) = event_sink().await?;
+    let notification = |kind: &str, version: &str| {
+        ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "notification.toolkit.fluxcd.io",
+            version,
+            kind,
+        ))
+    };
+    Api::<Secret>::namespaced(fleet.client(), &ns)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": { "name": "webhook-token" },
+                "stringData": { "token": TOKEN },
+            }))?,
+        )
+        .await?;
+    fleet
+        .apply(
+            &notification("Receiver", "v1"),
+            json!({
+                "apiVersion": "notification.toolkit.fluxcd.io/v1",
+                "kind": "Receiver",
+                "metadata": { "name": "github" },
+                "spec": {
+                    "type": "github", "events": ["push"],
+                    "secretRef": { "name": "webhook-token" },
+                    "resources": [{ "kind": "GitRepository", "name": "fleet" }],
+                },
+            }),
+        )
+        .await?;
+    fleet
+        .apply(
+            &notification("Provider", "v1beta3"),
+            json!({
+                "apiVersion": "notification.toolkit.fluxcd.io/v1beta3",
+                "kind": "Provider",
+                "metadata": { "name": "sink" },
+                "spec": { "type": "generic", "address": sink_url },
+            }),
+        )
+        .await?;
+    fleet
+        .apply(
+            &notification("Alert", "v1beta3"),
+            json!({
+                "apiVersion": "notification.toolkit.fluxcd.io/v1beta3",
+                "kind": "Alert",
+                "metadata": { "name": "all" },
+                "spec": {
+                    "providerRef": { "name": "sink" }, "eventSeverity": "info",
+                    "eventSources": [{ "kind": "Kustomization", "name": "*" }],
+                },
+            }),
+        )
+        .await?;
+    fleet.kustomization("app", "./app", json!({})).await?;
+    fleet.wait_applied("app").await?;
+
+    // The Receiver publishes its path once it has read the token.
+    let receivers: Api<DynamicObject> =
+        Api::namespaced_with(fleet.client(), &ns, &notification("Receiver", "v1"));
+    let deadline = Instant::now() + WAIT;
+    let path = loop {
+        let receiver = receivers.get("github").await?;
+        if let Some(path) = receiver.data["status"]["webhookPath"].as_str()
+            && ready(&serde_json::to_value(&receiver)?).0 == "True"
+        {
+            break path.to_owned();
+        }
+        assert!(Instant::now() < deadline, "the Receiver never became Ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    fleet.wc.commit(
+        &[("app/settings.yaml", config_map("settings", "two").as_str())],
+        "change the settings",
+    )?;
+    let body = serde_json::to_vec(&json!({ "ref": "refs/heads/master" }))?;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(TOKEN.as_bytes())?;
+    mac.update(&body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let url = format!("http://127.0.0.1:{}{path}", fleet.receiver_port.unwrap());
+    let http = reqwest::Client::new();
+    let forged = http
+        .post(&url)
+        .header("X-GitHub-Event", "push")
+        .header("X-Hub-Signature-256", "sha256=00")
+        .body(body.clone())
+        .send()
+        .await?;
+    assert!(forged.status().is_client_error(), "{}", forged.status());
+    let started = Instant::now();
+    let answer = http
+        .post(&url)
+        .header("X-GitHub-Event", "push")
+        .header("X-Hub-Signature-256", signature)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    assert_eq!(answer.status(), http::StatusCode::OK);
+    fleet.wait_applied("app").await?;
+    eprintln!(
+        "webhook to applied in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        fleet.config_map("settings").await?.unwrap().data.unwrap()["value"],
+        "two"
+    );
+
+    // kustomize-controller's events reached the Alert's Provider, with the revision.
+    let head = fleet.wc.head()?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let events = received.lock().unwrap().clone();
+        if events.iter().any(|e| {
+            e["involvedObject"]["kind"] == "Kustomization"
+                && e["metadata"]["revision"]
+                    .as_str()
+                    .is_some_and(|r| r.ends_with(&head))
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Kustomization event for {head} reached the sink: {events:#?}\n{}",
+            fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
