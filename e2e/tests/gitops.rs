@@ -604,6 +604,23 @@ async fn dependencies_are_applied_first_and_a_tenant_is_held_to_its_rbac() -> Re
         "a Secret the tenant may not create",
     )?;
     let ks = fleet.wait_failed("tenant", "ReconciliationFailed").await?;
+    // `infra` builds the same objects at the new revision: it records the revision as applied.
+    let infra_version = fleet
+        .config_map("infra")
+        .await?
+        .unwrap()
+        .metadata
+        .resource_version;
+    fleet.wait_applied("infra").await?;
+    assert_eq!(
+        fleet
+            .config_map("infra")
+            .await?
+            .unwrap()
+            .metadata
+            .resource_version,
+        infra_version
+    );
     let message = ready_message(&ks);
     assert!(
         message.contains("forbidden") && message.contains("system:serviceaccount"),

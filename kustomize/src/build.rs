@@ -90,6 +90,12 @@ pub struct BuildOptions {
     /// repository may use any of its own files but none of the host's. `None` (the default):
     /// no such bound, as `kubectl kustomize`.
     pub confine_to: Option<PathBuf>,
+    /// The text of the built directory's own kustomization file, used instead of the file on
+    /// disk (or of the one `generate_missing_kustomization` would make); relative references
+    /// in it are resolved against that directory as usual. Flux's kustomize-controller adds a
+    /// Kustomization's `targetNamespace`, `patches`, `images`... to that file: with this, it can
+    /// do so without writing into a source tree that other builds share.
+    pub top_kustomization: Option<String>,
 }
 
 /// Builds the kustomization in `dir` into the objects `kubectl kustomize dir` prints, in order.
@@ -351,7 +357,14 @@ impl Builder<'_> {
         origin_path: String,
         top_level: bool,
     ) -> Result<Target, Error> {
-        let (file, kustomization) = match find_kustomization_file(dir)? {
+        let found = find_kustomization_file(dir)?;
+        if top_level && let Some(text) = &self.options.top_kustomization {
+            let file = found
+                .unwrap_or_else(|| dir.join(crate::kustomization::KUSTOMIZATION_FILE_NAMES[0]));
+            let kustomization = Kustomization::parse(text, &file)?;
+            return self.target(dir, file, kustomization, origin_path);
+        }
+        let (file, kustomization) = match found {
             Some(file) => {
                 let text = loader::read_text(&file)?;
                 let kustomization = Kustomization::parse(&text, &file)?;
@@ -374,6 +387,17 @@ impl Builder<'_> {
                 });
             }
         };
+        self.target(dir, file, kustomization, origin_path)
+    }
+
+    /// The build target of the kustomization read from `file` in `dir`.
+    fn target(
+        &self,
+        dir: &Path,
+        file: PathBuf,
+        kustomization: Kustomization,
+        origin_path: String,
+    ) -> Result<Target, Error> {
         let file_name = file
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())

@@ -644,3 +644,31 @@ fn unquoted_scalars_are_typed_as_kustomize_types_them() {
     let printed = to_yaml(&build(dir.path(), &defaults()).unwrap()).unwrap();
     assert_eq!(printed, String::from_utf8(output.stdout).unwrap());
 }
+
+/// An in-memory top-level kustomization builds what the same text on disk builds, reads
+/// nothing but the files it names, and leaves the tree untouched.
+#[test]
+fn a_top_kustomization_given_in_memory_replaces_the_file_on_disk() {
+    let on_disk = "resources:\n- cm.yaml\n";
+    let overlay = "resources:\n- cm.yaml\nnamespace: apps\nnamePrefix: team-\n";
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n";
+    let shared = tree(&[("app/kustomization.yaml", on_disk), ("app/cm.yaml", cm)]);
+    let written = tree(&[("app/kustomization.yaml", overlay), ("app/cm.yaml", cm)]);
+    let options = BuildOptions {
+        top_kustomization: Some(overlay.to_owned()),
+        ..BuildOptions::default()
+    };
+    let in_memory = build(&shared.path().join("app"), &options).unwrap();
+    let expected = build(&written.path().join("app"), &BuildOptions::default()).unwrap();
+    assert_eq!(to_yaml(&in_memory).unwrap(), to_yaml(&expected).unwrap());
+    assert!(to_yaml(&in_memory).unwrap().contains("name: team-settings"));
+    assert_eq!(
+        std::fs::read_to_string(shared.path().join("app/kustomization.yaml")).unwrap(),
+        on_disk
+    );
+    // Also for a directory without a kustomization file.
+    let bare = tree(&[("app/cm.yaml", cm)]);
+    let in_memory = build(&bare.path().join("app"), &options).unwrap();
+    assert_eq!(to_yaml(&in_memory).unwrap(), to_yaml(&expected).unwrap());
+    assert!(!bare.path().join("app/kustomization.yaml").exists());
+}

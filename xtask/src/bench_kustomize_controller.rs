@@ -126,13 +126,18 @@ struct Report {
 }
 
 /// A controller process with its metrics endpoint.
-struct Process {
-    managed: Managed,
+pub(crate) struct Process {
+    pub(crate) managed: Managed,
     metrics_port: u16,
 }
 
 impl Process {
-    fn start(name: &str, binary: &Path, plane: &ControlPlane, extra: &[String]) -> Result<Self> {
+    pub(crate) fn start(
+        name: &str,
+        binary: &Path,
+        plane: &ControlPlane,
+        extra: &[String],
+    ) -> Result<Self> {
         let metrics_port = free_port()?;
         let mut args = vec![
             format!("--kubeconfig={}", plane.kubeconfig_path().display()),
@@ -157,7 +162,7 @@ impl Process {
         Ok(process)
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if !e2e::process::alive(self.managed.pid()) {
             bail!(
                 "{} exited:\n{}",
@@ -189,11 +194,19 @@ fn resource(group: &str, kind: &str, plural: &str) -> ApiResource {
 }
 
 fn kustomizations() -> ApiResource {
-    resource("kustomize.toolkit.fluxcd.io", "Kustomization", "kustomizations")
+    resource(
+        "kustomize.toolkit.fluxcd.io",
+        "Kustomization",
+        "kustomizations",
+    )
 }
 
 fn git_repositories() -> ApiResource {
-    resource("source.toolkit.fluxcd.io", "GitRepository", "gitrepositories")
+    resource(
+        "source.toolkit.fluxcd.io",
+        "GitRepository",
+        "gitrepositories",
+    )
 }
 
 fn app_name(index: usize) -> String {
@@ -369,7 +382,10 @@ async fn bench(target: &Path, settings: &Settings) -> Result<Report> {
         &target.join("source-controller"),
         &plane,
         &[
-            format!("--storage-path={}", plane.data_dir().join("storage").display()),
+            format!(
+                "--storage-path={}",
+                plane.data_dir().join("storage").display()
+            ),
             format!("--storage-addr=127.0.0.1:{storage_port}"),
             format!("--storage-adv-addr=127.0.0.1:{storage_port}"),
         ],
@@ -689,4 +705,3 @@ fn render(settings: &Settings, report: &Report) -> String {
     );
     out
 }
-

@@ -297,7 +297,12 @@ pub(crate) fn parse_sample(line: &str) -> Option<(&str, BTreeMap<&str, &str>, f6
 }
 
 /// `gotk_reconcile_duration_seconds` (sum, count) of one object.
-pub(crate) fn reconcile_duration(metrics: &str, kind: &str, namespace: &str, name: &str) -> (f64, f64) {
+pub(crate) fn reconcile_duration(
+    metrics: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> (f64, f64) {
     let (mut sum, mut count) = (0.0, 0.0);
     for (metric, labels, value) in metrics.lines().filter_map(parse_sample) {
         if labels.get("kind") != Some(&kind)
@@ -358,7 +363,10 @@ pub(crate) async fn api_writes(
     Ok(writes)
 }
 
-pub(crate) fn diff(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+pub(crate) fn diff(
+    after: &BTreeMap<String, f64>,
+    before: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
     after
         .iter()
         .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
@@ -664,7 +672,10 @@ async fn no_change(binary: &Path, reconciles: usize) -> Result<Vec<NoChange>> {
             (sum, count) = (settled_sum, settled_count);
         }
         let requested = reconciles.max(1) as f64;
-        let writes = diff(&api_writes(&client, "source.toolkit.fluxcd.io", plural).await?, &writes_before);
+        let writes = diff(
+            &api_writes(&client, "source.toolkit.fluxcd.io", plural).await?,
+            &writes_before,
+        );
         let status_writes: f64 = writes
             .iter()
             .filter(|(k, _)| k.ends_with(" status"))

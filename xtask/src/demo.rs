@@ -23,7 +23,11 @@ pub fn run() -> Result<()> {
     eprintln!("==> building the controllers");
     let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     build.args(["build", "--quiet"]);
-    for binary in ["greeter-controller", "source-controller", "kustomize-controller"] {
+    for binary in [
+        "greeter-controller",
+        "source-controller",
+        "kustomize-controller",
+    ] {
         build.args(["--package", binary, "--bin", binary]);
     }
     if !build.current_dir(&root).status()?.success() {

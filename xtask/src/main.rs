@@ -4,6 +4,7 @@ mod bench;
 mod bench_git_artifact;
 mod bench_kustomize;
 mod bench_kustomize_controller;
+mod bench_notification;
 mod bench_source;
 mod ci;
 mod cluster;
@@ -101,6 +102,24 @@ enum Task {
         #[arg(long)]
         no_build: bool,
     },
+    /// notification-controller: event intake throughput and peak RSS, webhook latency.
+    BenchNotification {
+        /// Events POSTed.
+        #[arg(long, default_value_t = 20000)]
+        events: usize,
+        /// Concurrent clients posting them.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Webhook requests measured.
+        #[arg(long, default_value_t = 50)]
+        webhooks: usize,
+        /// Build and run the debug binary instead of the release one.
+        #[arg(long)]
+        debug: bool,
+        /// Run the binary already in target/ without building it first.
+        #[arg(long)]
+        no_build: bool,
+    },
     /// source-controller: many OCIRepositories to Ready (time, peak RSS), and no-change reconciles.
     BenchSource {
         /// OCIRepositories created in the scale run.
@@ -178,6 +197,19 @@ fn main() -> Result<()> {
             changes,
             objects,
             reconciles,
+            release: !debug,
+            build: !no_build,
+        }),
+        Task::BenchNotification {
+            events,
+            connections,
+            webhooks,
+            debug,
+            no_build,
+        } => bench_notification::run(bench_notification::Settings {
+            events,
+            connections,
+            webhooks,
             release: !debug,
             build: !no_build,
         }),

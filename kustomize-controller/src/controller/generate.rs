@@ -72,8 +72,24 @@ pub fn has_overlay(spec: &KustomizationSpec) -> bool {
 /// # Errors
 /// See [`GenerateError`].
 pub fn write_overlay(dir: &Path, spec: &KustomizationSpec) -> Result<(), GenerateError> {
-    if !has_overlay(spec) {
+    let Some((file, text)) = overlay(dir, spec)? else {
         return Ok(());
+    };
+    std::fs::write(&file, text).map_err(|source| GenerateError::Write { path: file, source })
+}
+
+/// The kustomization file of `dir` with the overlay of `spec` merged in, and the path it
+/// stands for, without writing anything (for `BuildOptions::top_kustomization`); `None` when
+/// the spec changes nothing.
+///
+/// # Errors
+/// See [`GenerateError`].
+pub fn overlay(
+    dir: &Path,
+    spec: &KustomizationSpec,
+) -> Result<Option<(PathBuf, String)>, GenerateError> {
+    if !has_overlay(spec) {
+        return Ok(None);
     }
     let (file, mut document) =
         match ferroflux_kustomize::kustomization::find_kustomization_file(dir)? {
@@ -123,7 +139,7 @@ pub fn write_overlay(dir: &Path, spec: &KustomizationSpec) -> Result<(), Generat
             source,
         }
     })?;
-    std::fs::write(&file, text).map_err(|source| GenerateError::Write { path: file, source })
+    Ok(Some((file, text)))
 }
 
 /// Merges the overlay of `spec` into the kustomization `document` of `dir`.

@@ -86,6 +86,7 @@ pub const PROGRESSING_REASON: &str = "Progressing";
 pub(crate) struct Shared {
     pub clients: Clients,
     pub fetcher: ArtifactFetcher,
+    pub artifacts: super::artifacts::ArtifactCache,
     pub revisions: Revisions,
     pub settings: Settings,
     pub stop: CancellationToken,
@@ -155,6 +156,9 @@ pub enum BuildError {
 /// The inputs of a build, gathered before it runs on a blocking thread.
 struct BuildInput {
     root: PathBuf,
+    /// The tree is this reconcile's own copy (files may be changed before the build); when
+    /// `false` it is shared and must not be written to.
+    private: bool,
     dir: PathBuf,
     spec: KustomizationSpec,
     decryptor: Option<Decryptor>,
@@ -229,27 +233,41 @@ impl Reconciler for KustomizationReconciler {
             tracing::info!("all dependencies are ready, proceeding with reconciliation");
         }
 
-        // 4. Fetch.
-        let work = tempfile::Builder::new()
-            .prefix("kustomization-")
-            .tempdir()
-            .map_err(|e| {
-                ReconcileError::transient(
-                    reasons::ARTIFACT_FAILED,
-                    "cannot create a temporary directory",
-                )
-                .with_source(e)
-            })?;
-        let root = work.path().join("source");
+        // 4. Fetch: into a tree shared with the other Kustomizations of the artifact, or into
+        //    a private copy when SOPS sources are decrypted in place.
         let mut artifact = artifact;
         if let Some(host) = &settings.source_localhost {
             artifact.url = with_host(&artifact.url, host);
         }
-        self.shared
-            .fetcher
-            .fetch_artifact(&artifact, &root)
-            .await
-            .map_err(ReconcileError::from)?;
+        let private = spec.decryption.is_some();
+        let (work, shared_tree, root) = if private {
+            let work = tempfile::Builder::new()
+                .prefix("kustomization-")
+                .tempdir()
+                .map_err(|e| {
+                    ReconcileError::transient(
+                        reasons::ARTIFACT_FAILED,
+                        "cannot create a temporary directory",
+                    )
+                    .with_source(e)
+                })?;
+            let root = work.path().join("source");
+            self.shared
+                .fetcher
+                .fetch_artifact(&artifact, &root)
+                .await
+                .map_err(ReconcileError::from)?;
+            (Some(work), None, root)
+        } else {
+            let tree = self
+                .shared
+                .artifacts
+                .get(&self.shared.fetcher, &artifact)
+                .await
+                .map_err(ReconcileError::from)?;
+            let root = tree.path().to_path_buf();
+            (None, Some(tree), root)
+        };
         let dir = build_dir(&root, spec.path())?;
         status.last_attempted_revision = Some(revision.clone());
 
@@ -263,6 +281,7 @@ impl Reconciler for KustomizationReconciler {
         };
         let input = BuildInput {
             root: root.clone(),
+            private,
             dir,
             spec: spec.clone(),
             decryptor,
@@ -284,7 +303,28 @@ impl Reconciler for KustomizationReconciler {
                 ));
             }
         };
-        drop(work);
+        // The tree is not needed past the build.
+        drop((work, shared_tree));
+
+        // A new revision that builds exactly what was applied last (another app of the same
+        // repository changed) is recorded without contacting the objects, so a commit to one
+        // app of a thousand costs the others no API requests. Drift is still corrected on
+        // every interval and requested reconcile, which always apply in full.
+        if unchanged_build(obj, status, &revision, &built.digest) {
+            tracing::debug!(digest = %built.digest, "new revision, same objects; nothing to apply");
+            status.last_applied_revision = Some(revision.clone());
+            status.last_applied_origin_revision = origin;
+            upsert_history(
+                &mut status.history,
+                &built.digest,
+                now(),
+                started.elapsed(),
+                reasons::RECONCILIATION_SUCCEEDED,
+                history_meta,
+            );
+            return Ok(Outcome::ready(format!("Applied revision: {revision}"))
+                .with_reason(reasons::RECONCILIATION_SUCCEEDED));
+        }
 
         // 6. Apply.
         let to_apply = built.objects;
@@ -957,6 +997,29 @@ async fn delete_all(
         })
 }
 
+/// Whether `revision` is new but builds the objects last applied successfully with the
+/// current spec: then applying, pruning and health checks would find nothing to do.
+fn unchanged_build(
+    obj: &Kustomization,
+    status: &KustomizationStatus,
+    revision: &str,
+    digest: &str,
+) -> bool {
+    let Some(last) = obj.status.as_ref() else {
+        return false;
+    };
+    last.last_applied_revision
+        .as_deref()
+        .is_some_and(|applied| applied != revision)
+        && Some(last.observed_generation) == obj.metadata.generation
+        && conditions::is_ready(&last.conditions)
+        && last.inventory.is_some()
+        && status.history.first().is_some_and(|snapshot| {
+            snapshot.digest == digest
+                && snapshot.last_reconciled_status == reasons::RECONCILIATION_SUCCEEDED
+        })
+}
+
 /// The custom health checks of `spec.healthCheckExprs`.
 fn custom_health_checks(spec: &KustomizationSpec) -> Vec<CustomHealthCheck> {
     spec.health_check_exprs
@@ -1016,6 +1079,7 @@ fn build_dir(root: &Path, path: &str) -> Result<PathBuf, ReconcileError> {
 fn build(input: BuildInput) -> Result<Built, BuildError> {
     let BuildInput {
         root,
+        private,
         dir,
         spec,
         decryptor,
@@ -1027,13 +1091,21 @@ fn build(input: BuildInput) -> Result<Built, BuildError> {
             .decrypt_sources(&root, &dir)
             .map_err(|e| BuildError::DecryptSources(Box::new(e)))?;
     }
-    generate::write_overlay(&dir, &spec).map_err(BuildError::Generate)?;
+    let top_kustomization = if private {
+        generate::write_overlay(&dir, &spec).map_err(BuildError::Generate)?;
+        None
+    } else {
+        generate::overlay(&dir, &spec)
+            .map_err(BuildError::Generate)?
+            .map(|(_, text)| text)
+    };
     // As Flux: any file of the artifact may be used from any kustomization in it (a patch in
     // `../base`), nothing outside the artifact.
     let options = ferroflux_kustomize::BuildOptions {
         load_restrictions: ferroflux_kustomize::LoadRestrictions::None,
         generate_missing_kustomization: true,
         confine_to: Some(root.clone()),
+        top_kustomization,
         ..ferroflux_kustomize::BuildOptions::default()
     };
     let resources = ferroflux_kustomize::build(&dir, &options).map_err(BuildError::Kustomize)?;

@@ -28,6 +28,7 @@
 //!   status messages from this module.
 
 pub mod args;
+pub mod artifacts;
 pub mod client;
 pub mod generate;
 pub mod kustomization;
@@ -108,6 +109,9 @@ impl Default for Config {
     }
 }
 
+/// Unpacked artifacts kept for reuse: a few revisions of a few sources.
+const ARTIFACTS_KEPT: usize = 16;
+
 /// Why the kustomize-controller could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -120,6 +124,9 @@ pub enum RunError {
     /// The HTTP client for artifacts could not be built.
     #[error("cannot build the HTTP client for artifacts")]
     HttpClient(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The directory of unpacked artifacts could not be created.
+    #[error("cannot create the directory for unpacked artifacts")]
+    ArtifactCache(#[source] std::io::Error),
     /// The controller stopped with an error (endpoints, leader election, signals).
     #[error("the controller stopped with an error")]
     Runtime(#[source] RuntimeError),
@@ -160,6 +167,8 @@ impl KustomizeController {
         let shared = Arc::new(kustomization::Shared {
             clients: client::Clients::new(kube_config, client.clone(), cache),
             fetcher,
+            artifacts: artifacts::ArtifactCache::new(ARTIFACTS_KEPT)
+                .map_err(RunError::ArtifactCache)?,
             revisions: revisions.clone(),
             settings,
             stop: stop.clone(),
