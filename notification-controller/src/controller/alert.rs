@@ -58,6 +58,9 @@ fn check_patterns(field: &str, patterns: &[String]) -> Result<(), ReconcileError
 impl Reconciler for AlertReconciler {
     type Object = Alert;
 
+    /// Flux creates Alerts without a finalizer: there is nothing to release on deletion.
+    const USES_FINALIZER: bool = false;
+
     async fn reconcile(
         &self,
         obj: &Alert,

@@ -65,6 +65,9 @@ fn provider_error(err: ProviderError) -> ReconcileError {
 impl Reconciler for ProviderReconciler {
     type Object = Provider;
 
+    /// Flux creates Providers without a finalizer: there is nothing to release on deletion.
+    const USES_FINALIZER: bool = false;
+
     async fn reconcile(
         &self,
         obj: &Provider,

@@ -465,7 +465,7 @@ async fn run_steps<R: Reconciler>(
         });
     }
 
-    if !has_finalizer(obj) {
+    if R::USES_FINALIZER && !has_finalizer(obj) {
         add_finalizer(&api, obj, &shared.name)
             .await
             .map_err(ObjectError::AddFinalizer)?;

@@ -30,6 +30,12 @@ pub trait Reconciler: Send + Sync + 'static {
     /// removes them at the end of every reconcile except the one that sets them.
     const NEGATIVE_POLARITY: &'static [&'static str] = &[];
 
+    /// Whether the runtime adds Flux's finalizer (`finalizers.fluxcd.io`) before the first
+    /// reconcile, so that [`cleanup`](Self::cleanup) runs before the object goes away. Kinds
+    /// with nothing to release, which Flux creates without a finalizer (Provider, Alert), set
+    /// it to `false`: their objects are then deleted at once, even while the controller is down.
+    const USES_FINALIZER: bool = true;
+
     /// Runs the controller's ordered steps, stopping at the first error.
     ///
     /// `status` is a working copy of the object's status: update your own fields (and any extra
