@@ -51,6 +51,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// otherwise.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The first wait between two polls; it doubles up to the poll interval. Most objects become
+/// healthy within milliseconds of being applied (their controller only has to observe them),
+/// and a reconcile holds one of the `--concurrent` workers while it waits.
+pub const FIRST_POLL_DELAY: Duration = Duration::from_millis(50);
+
 /// How many objects are read at the same time during one poll.
 const CONCURRENT_READS: usize = 8;
 
@@ -237,8 +242,9 @@ impl HealthChecker {
 
     /// Waits until every object in `objects` is [`Status::Current`].
     ///
-    /// Polls at once and then every poll interval until every object is Current, or one is
-    /// Failed (fail fast), or `timeout` passes, or `cancel` fires.
+    /// Polls at once, then after [`FIRST_POLL_DELAY`] doubling up to the poll interval, until
+    /// every object is Current, or one is Failed (fail fast), or `timeout` passes, or `cancel`
+    /// fires.
     ///
     /// # Errors
     ///
@@ -252,6 +258,7 @@ impl HealthChecker {
     ) -> Result<(), HealthError> {
         let deadline = Instant::now() + timeout;
         let mut last: Vec<Option<ObjectStatus>> = vec![None; objects.len()];
+        let mut delay = FIRST_POLL_DELAY.min(self.poll_interval);
         loop {
             let pending: Vec<usize> = (0..objects.len())
                 .filter(|&i| !is_current(&last[i]))
@@ -290,8 +297,9 @@ impl HealthChecker {
                 () = tokio::time::sleep_until(deadline) => {
                     return Err(timeout_error(objects, last));
                 }
-                () = tokio::time::sleep(self.poll_interval) => {}
+                () = tokio::time::sleep(delay) => {}
             }
+            delay = (delay * 2).min(self.poll_interval);
         }
     }
 
