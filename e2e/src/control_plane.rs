@@ -231,7 +231,7 @@ impl ControlPlane {
             ),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
             "--api-audiences=https://kubernetes.default.svc.cluster.local".into(),
-            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--service-cluster-ip-range=10.0.0.0/16".into(),
             "--authorization-mode=RBAC".into(),
             "--allow-privileged=true".into(),
             "--enable-priority-and-fairness=false".into(),
@@ -280,6 +280,10 @@ impl ControlPlane {
             "--controllers=serviceaccount-token-controller,serviceaccount-controller,namespace-controller,garbage-collector-controller,deployment-controller,replicaset-controller,statefulset-controller,daemonset-controller,job-controller,cronjob-controller,ttl-after-finished-controller,pod-garbage-collector-controller,endpoints-controller,endpointslice-controller,root-ca-certificate-publisher-controller,disruption-controller,clusterrole-aggregation-controller,persistentvolumeclaim-protection-controller".into(),
             "--concurrent-deployment-syncs=10".into(),
             "--concurrent-replicaset-syncs=10".into(),
+            // The default client rate (20 requests/s) makes a thousand new Deployments wait
+            // minutes for their status; managed control planes run it higher too.
+            "--kube-api-qps=200".into(),
+            "--kube-api-burst=400".into(),
             "--v=0".into(),
         ];
         let kcm = self.spawn(

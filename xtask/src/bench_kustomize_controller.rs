@@ -123,6 +123,8 @@ struct Report {
     no_drift: Vec<Duration>,
     no_drift_writes: std::collections::BTreeMap<String, f64>,
     rss_after_mib: f64,
+    /// VmHWM at the end of all three phases.
+    peak_all_mib: f64,
 }
 
 /// A controller process with its metrics endpoint.
@@ -465,7 +467,8 @@ async fn bench(target: &Path, settings: &Settings) -> Result<Report> {
             );
         }
         kustomize.check()?;
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Listing a thousand objects loads the API server too: not more than once a second.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
     };
     eprintln!(
         "    all Ready after {:.2} s (created in {:.2} s)",
@@ -603,7 +606,7 @@ async fn bench(target: &Path, settings: &Settings) -> Result<Report> {
     );
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.join();
-    let (_, rss_after) = rss_kib(kustomize.managed.pid())?;
+    let (peak_after, rss_after) = rss_kib(kustomize.managed.pid())?;
     drop(kustomize);
     drop(source);
     drop(http);
@@ -620,6 +623,7 @@ async fn bench(target: &Path, settings: &Settings) -> Result<Report> {
         no_drift,
         no_drift_writes,
         rss_after_mib: rss_after as f64 / 1024.0,
+        peak_all_mib: peak_after as f64 / 1024.0,
     })
 }
 
@@ -669,14 +673,14 @@ fn render(settings: &Settings, report: &Report) -> String {
         CHANGE_TARGET.as_secs(),
         verdict(p50 < CHANGE_TARGET)
     );
+    // Status writes are kube-controller-manager's (the Deployment's rollout), not ours.
     let only_one = report.change_writes.iter().all(|w| {
-        w.len() == 1
-            && w.get("deployments PATCH")
-                .is_some_and(|count| *count == 1.0)
+        let ours: Vec<_> = w.iter().filter(|(k, _)| !k.contains(" status")).collect();
+        ours.len() == 1 && ours[0].0 == "deployments APPLY" && *ours[0].1 == 1.0
     });
     let _ = writeln!(
         out,
-        "| writes per change to ServiceAccounts/Services/Deployments (dry-runs excluded) | {:?} | only the changed Deployment ({}) |",
+        "| writes per change to ServiceAccounts/Services/Deployments (dry-runs excluded; `status` ones are kube-controller-manager's) | {:?} | only the changed Deployment ({}) |",
         report.change_writes.first(),
         verdict(only_one)
     );
@@ -700,8 +704,10 @@ fn render(settings: &Settings, report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "| kustomize-controller RSS at the end | {:.1} MiB | |",
-        report.rss_after_mib
+        "| kustomize-controller RSS at the end / peak over all phases | {:.1} MiB / {:.1} MiB | < {RSS_TARGET_MIB} MiB ({}) |",
+        report.rss_after_mib,
+        report.peak_all_mib,
+        verdict(report.peak_all_mib < RSS_TARGET_MIB)
     );
     out
 }

@@ -120,3 +120,69 @@ impl ArtifactCache {
         slot
     }
 }
+
+/// Whether the files below `path` differ between two unpacked trees (names, contents, or a
+/// side missing). Only an ordering hint: a build may also read files outside its path.
+pub fn path_changed(old: &Path, new: &Path, path: &str) -> bool {
+    let relative = path.trim_start_matches("./");
+    digest_below(&old.join(relative)) != digest_below(&new.join(relative))
+}
+
+/// A digest of every file below `dir` (relative names and contents, in name order); `None`
+/// when `dir` cannot be read.
+fn digest_below(dir: &Path) -> Option<[u8; 32]> {
+    use sha2::Digest as _;
+    fn walk(dir: &Path, base: &Path, hasher: &mut sha2::Sha256) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let kind = entry.file_type()?;
+            let name = path.strip_prefix(base).unwrap_or(&path);
+            hasher.update(name.as_os_str().as_encoded_bytes());
+            hasher.update([0]);
+            if kind.is_dir() {
+                walk(&path, base, hasher)?;
+            } else if kind.is_file() {
+                hasher.update(std::fs::read(&path)?);
+                hasher.update([0]);
+            }
+        }
+        Ok(())
+    }
+    let mut hasher = sha2::Sha256::new();
+    walk(dir, dir, &mut hasher).ok()?;
+    Some(hasher.finalize().into())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, content) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn only_paths_whose_files_differ_are_changed() {
+        let old = tree(&[("apps/a/x.yaml", "1"), ("apps/b/x.yaml", "1")]);
+        let new = tree(&[
+            ("apps/a/x.yaml", "2"),
+            ("apps/b/x.yaml", "1"),
+            ("apps/c/x.yaml", "1"),
+        ]);
+        assert!(path_changed(old.path(), new.path(), "./apps/a"));
+        assert!(!path_changed(old.path(), new.path(), "./apps/b"));
+        assert!(!path_changed(old.path(), new.path(), "apps/b"));
+        // A new path, or a file added below one, is a change.
+        assert!(path_changed(old.path(), new.path(), "./apps/c"));
+        assert!(path_changed(old.path(), new.path(), "./apps"));
+    }
+}

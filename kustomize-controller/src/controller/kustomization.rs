@@ -86,7 +86,7 @@ pub const PROGRESSING_REASON: &str = "Progressing";
 pub(crate) struct Shared {
     pub clients: Clients,
     pub fetcher: ArtifactFetcher,
-    pub artifacts: super::artifacts::ArtifactCache,
+    pub artifacts: Arc<super::artifacts::ArtifactCache>,
     pub revisions: Revisions,
     pub settings: Settings,
     pub stop: CancellationToken,

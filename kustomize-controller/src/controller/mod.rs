@@ -164,11 +164,18 @@ impl KustomizeController {
         let cache = ApiCache::new();
         let revisions = source::Revisions::new();
         let stop = CancellationToken::new();
+        let artifacts = Arc::new(
+            artifacts::ArtifactCache::new(ARTIFACTS_KEPT).map_err(RunError::ArtifactCache)?,
+        );
+        let access = source::ArtifactAccess {
+            cache: artifacts.clone(),
+            fetcher: fetcher.clone(),
+            source_localhost: settings.source_localhost.clone(),
+        };
         let shared = Arc::new(kustomization::Shared {
             clients: client::Clients::new(kube_config, client.clone(), cache),
             fetcher,
-            artifacts: artifacts::ArtifactCache::new(ARTIFACTS_KEPT)
-                .map_err(RunError::ArtifactCache)?,
+            artifacts: artifacts.clone(),
             revisions: revisions.clone(),
             settings,
             stop: stop.clone(),
@@ -190,7 +197,8 @@ impl KustomizeController {
             watch_namespace,
             options.runtime.watch_label_selector.clone(),
             requests,
-        );
+        )
+        .with_artifacts(access);
 
         let metrics = Metrics::new();
         let manager = Manager::new(options)

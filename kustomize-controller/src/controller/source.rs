@@ -25,9 +25,11 @@ use tokio_util::sync::CancellationToken;
 use toolkit_sdk::api::Artifact;
 use toolkit_sdk::conditions;
 
+use super::artifacts::ArtifactCache;
 use crate::api::v1::{CrossNamespaceSourceReference, Kustomization};
 use crate::apply::{ApiCache, DiscoveryError};
 use crate::object_ref::{ObjectRef, split_api_version};
+use toolkit_sdk::artifact_fetch::ArtifactFetcher;
 
 /// The artifact metadata key holding the revision a source was built from (OCI artifacts
 /// pushed by `flux push artifact`), reported as `lastAppliedOriginRevision`.
@@ -266,6 +268,19 @@ pub struct SourceWatcher {
     namespace: Option<String>,
     label_selector: String,
     requests: UnboundedSender<reflector::ObjectRef<Kustomization>>,
+    artifacts: Option<ArtifactAccess>,
+}
+
+/// What the watcher needs to compare two revisions of a source (see
+/// [`SourceWatcher::with_artifacts`]).
+#[derive(Clone, Debug)]
+pub struct ArtifactAccess {
+    /// The trees the builds use.
+    pub cache: Arc<ArtifactCache>,
+    /// How to fetch a tree that is not there yet.
+    pub fetcher: ArtifactFetcher,
+    /// `SOURCE_CONTROLLER_LOCALHOST`: the host artifacts are fetched from instead of theirs.
+    pub source_localhost: Option<String>,
 }
 
 impl std::fmt::Debug for SourceWatcher {
@@ -296,7 +311,17 @@ impl SourceWatcher {
             namespace,
             label_selector,
             requests,
+            artifacts: None,
         }
+    }
+
+    /// On a new revision, queue first the Kustomizations whose `path` holds changed files
+    /// (the previous and the new artifact are compared; both are usually in the cache the
+    /// builds share): a commit to one app of a thousand is applied first, not after the
+    /// others are found unchanged.
+    pub fn with_artifacts(mut self, access: ArtifactAccess) -> Self {
+        self.artifacts = Some(access);
+        self
     }
 
     /// Runs until `stop` is cancelled.
@@ -372,6 +397,8 @@ impl SourceWatcher {
             .boxed();
         // Sources seen before the first list completed are not "new": they only seed the map.
         let mut seeded: HashMap<SourceKey, ()> = HashMap::new();
+        // The last artifact of each source, to compare with the next one.
+        let mut artifacts: HashMap<SourceKey, Artifact> = HashMap::new();
         loop {
             let next = tokio::select! {
                 () = stop.cancelled() => return,
@@ -391,10 +418,12 @@ impl SourceWatcher {
                 namespace: object.namespace().unwrap_or_default(),
                 name: object.name_any(),
             };
-            let revision = artifact_of(&object)
-                .ok()
-                .flatten()
-                .map(|artifact| artifact.revision);
+            let artifact = artifact_of(&object).ok().flatten();
+            let previous_artifact = match &artifact {
+                Some(artifact) => artifacts.insert(key.clone(), artifact.clone()),
+                None => artifacts.remove(&key),
+            };
+            let revision = artifact.as_ref().map(|artifact| artifact.revision.clone());
             let first_sight = seeded.insert(key.clone(), ()).is_none();
             let previous = self.revisions.publish(&key, revision.clone());
             let Some(revision) = revision else { continue };
@@ -421,7 +450,22 @@ impl SourceWatcher {
                 kustomizations = targets.len(),
                 "new source revision; requesting reconciles"
             );
-            self.request_all(&targets);
+            let (first, rest) = match (&self.artifacts, previous_artifact, artifact) {
+                (Some(access), Some(old), Some(new)) => {
+                    split_changed(access, &old, &new, targets).await
+                }
+                _ => (targets, Vec::new()),
+            };
+            self.request_all(&first);
+            if !rest.is_empty() {
+                // The runtime's queue does not keep the order of requests made at the same
+                // instant: give the changed ones a head start.
+                let this = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(UNCHANGED_DELAY).await;
+                    this.request_all(&rest);
+                });
+            }
         }
     }
 
@@ -501,6 +545,50 @@ impl SourceWatcher {
                 .unbounded_send(reflector::ObjectRef::from_obj(ks.as_ref()));
         }
     }
+}
+
+/// How long the Kustomizations whose path did not change wait behind those whose path did.
+const UNCHANGED_DELAY: Duration = Duration::from_millis(250);
+
+/// `targets` split into those whose `spec.path` changed between `old` and `new` and the others
+/// (order kept); all in the first part when either artifact cannot be fetched.
+async fn split_changed(
+    access: &ArtifactAccess,
+    old: &Artifact,
+    new: &Artifact,
+    targets: Vec<Arc<Kustomization>>,
+) -> (Vec<Arc<Kustomization>>, Vec<Arc<Kustomization>>) {
+    let located = |artifact: &Artifact| {
+        let mut artifact = artifact.clone();
+        if let Some(host) = &access.source_localhost {
+            artifact.url = super::kustomization::with_host(&artifact.url, host);
+        }
+        artifact
+    };
+    let (old, new) = (located(old), located(new));
+    let (old_tree, new_tree) = match futures::join!(
+        access.cache.get(&access.fetcher, &old),
+        access.cache.get(&access.fetcher, &new),
+    ) {
+        (Ok(old), Ok(new)) => (old, new),
+        (Err(err), _) | (_, Err(err)) => {
+            tracing::debug!(error = %err, "cannot compare revisions; queueing every Kustomization at once");
+            return (targets, Vec::new());
+        }
+    };
+    let split = tokio::task::spawn_blocking(move || {
+        targets.into_iter().partition::<Vec<_>, _>(|ks| {
+            super::artifacts::path_changed(old_tree.path(), new_tree.path(), ks.spec.path())
+        })
+    })
+    .await
+    .unwrap_or_default();
+    tracing::info!(
+        changed = split.0.len(),
+        unchanged = split.1.len(),
+        "Kustomizations whose path changed are queued first"
+    );
+    split
 }
 
 /// Metadata of an event about `revision` (and the origin revision, when known).
