@@ -398,9 +398,7 @@ impl ClientPool {
             timeout: options.timeout,
             credentials: credentials.into(),
         };
-        let stamp = self
-            .uses
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stamp = self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut clients = self
             .clients
             .lock()
