@@ -7,7 +7,7 @@
 //! | type | authenticated by | event (filtered by `spec.events`) | body |
 //! |---|---|---|---|
 //! | `generic` | the secret path only | – | – |
-//! | `generic-hmac` | `X-Signature: sha1=|sha256=|sha512=<hex HMAC of the body>` | – | – |
+//! | `generic-hmac` | `X-Signature: <algorithm>=<hex HMAC of the body>` (sha1, sha256 or sha512) | – | – |
 //! | `github` | `X-Hub-Signature-256` (or `X-Hub-Signature`), HMAC of the body | `X-GitHub-Event`; `ping` is answered without reconciling | – |
 //! | `gitlab` | `X-Gitlab-Token` equal to the token | `X-Gitlab-Event` | – |
 //! | `bitbucket` | `X-Hub-Signature` (or `X-Hub-Signature-256`), HMAC of the body | `X-Event-Key` | – |
