@@ -343,7 +343,9 @@ impl ResourceManager {
             self.take_over(&api, &desired.reference, patch).await?;
             patched = true;
         }
-        if patched || policy::has_drifted(&live, &dry_run) {
+        let drifted = policy::has_drifted(&live, &dry_run)
+            && !matches_when_read_again(&api, &desired.reference.name, &live, &dry_run).await;
+        if patched || drifted {
             Ok(Plan::Write(Box::new(Write {
                 desired,
                 api,
@@ -738,6 +740,31 @@ fn key(reference: &ObjectRef) -> (String, String, String, String) {
         reference.namespace.clone(),
         reference.name.clone(),
     )
+}
+
+/// Whether a difference between `live` and `dry_run` only comes from a write by someone else
+/// between our read and the dry-run (kube-controller-manager annotating a new Deployment, say):
+/// the dry-run ran on a newer version, and the object read again at that version matches it.
+async fn matches_when_read_again(
+    api: &Api<DynamicObject>,
+    name: &str,
+    live: &Value,
+    dry_run: &Value,
+) -> bool {
+    let version = |o: &Value| {
+        o.pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    if version(live) == version(dry_run) {
+        return false;
+    }
+    match api.get(name).await.map(serde_json::to_value) {
+        Ok(Ok(fresh)) => {
+            version(&fresh) == version(dry_run) && !policy::has_drifted(&fresh, dry_run)
+        }
+        _ => false,
+    }
 }
 
 fn dry_run_error(reference: &ObjectRef, failure: Failure, immutable: bool) -> ApplyError {
