@@ -48,7 +48,8 @@ pub fn test(extra: &[String]) -> Result<()> {
     let result = run(
         "cargo test --workspace",
         cargo()
-            .args(["test", "--workspace", "--all-targets"])
+            // Every failing test binary, not only the first.
+            .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
             .args(extra)
             .env(e2e::SHARED_KUBECONFIG_ENV, plane.kubeconfig_path())
             .env(e2e::SHARED_TIER_ENV, "Full"),

@@ -172,14 +172,16 @@ pub(super) async fn run<R: Reconciler>(
     });
     let mut reconciles = std::pin::pin!(reconciles.instrument(span.clone()));
 
-    tokio::select! {
-        () = &mut reconciles => {}
-        () = stop.cancelled() => {}
-    }
-    // The driver stops on `stop`, which closes the queue: the applier finishes what runs.
-    if tokio::time::timeout(shutdown_timeout, &mut reconciles)
-        .await
-        .is_err()
+    let finished = tokio::select! {
+        () = &mut reconciles => true,
+        () = stop.cancelled() => false,
+    };
+    // The driver stops on `stop`, which closes the queue: the applier finishes what runs. (A
+    // stream that already finished must not be polled again: it panics.)
+    if !finished
+        && tokio::time::timeout(shutdown_timeout, &mut reconciles)
+            .await
+            .is_err()
     {
         span.in_scope(|| {
             tracing::warn!(
