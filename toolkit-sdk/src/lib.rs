@@ -20,6 +20,7 @@ pub mod flags;
 pub mod leader;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod observability;
 pub mod runtime;
 pub mod semver;

@@ -313,7 +313,7 @@ fn spawn_server(
     shutdown: CancellationToken,
 ) {
     tasks.spawn(async move {
-        axum::serve(listener, router)
+        axum::serve(crate::net::no_delay(listener), router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .map_err(|source| ServeError::Serve { flag, addr, source })

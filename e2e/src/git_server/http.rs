@@ -17,6 +17,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt as _;
 use base64::Engine as _;
 use futures::StreamExt as _;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -256,6 +257,11 @@ fn serve(
         let app = Router::new().fallback(handle).with_state(shared);
         let result = match acceptor {
             None => {
+                // Without TCP_NODELAY a response's body waits for the client's delayed ACK of
+                // its head (40 ms on Linux), which would dominate every Git request timed here.
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 tokio::select! {
                     result = axum::serve(listener, app).into_future() => result,
                     _ = stop => Ok(()),
@@ -493,6 +499,7 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {

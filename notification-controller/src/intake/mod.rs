@@ -932,7 +932,7 @@ pub async fn serve(
             () = token.cancelled() => return Ok(()),
         }
         tracing::info!(addr = %local_addr, "event server listening");
-        axum::serve(listener, router)
+        axum::serve(toolkit_sdk::net::no_delay(listener), router)
             .with_graceful_shutdown(token.cancelled_owned())
             .await
             .map_err(ServeError::Serve)

@@ -208,7 +208,7 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "receiver server listening");
     }
-    let result = axum::serve(listener, router(state.clone()))
+    let result = axum::serve(toolkit_sdk::net::no_delay(listener), router(state.clone()))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .map_err(ReceiverServerError::Serve);

@@ -23,6 +23,9 @@ use super::url::{GitUrl, Scheme};
 /// How long the caller waits past the deadline for the worker to report on its own, so the
 /// error says what the transport saw (a refused connection) rather than only "timed out".
 const GRACE: Duration = Duration::from_millis(250);
+/// The memory for delta bases kept while reading a fetched pack (Git's own
+/// `core.deltaBaseCacheLimit` is 96 MiB; a checkout's blobs are mostly small).
+const DELTA_BASE_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The time limit and the stop flag of one operation, shared with the worker thread.
 #[derive(Debug, Clone)]
@@ -140,7 +143,7 @@ impl Session {
             .tempdir()
             .map_err(|e| GitError::io("cannot create a temporary folder for Git", e))?;
         let repo_dir = dir.path().join("repo.git");
-        let repo = gix::ThreadSafeRepository::init_opts(
+        let mut repo = gix::ThreadSafeRepository::init_opts(
             &repo_dir,
             gix::create::Kind::Bare,
             gix::create::Options::default(),
@@ -151,6 +154,14 @@ impl Session {
             source: format!("cannot create the local repository: {e}").into(),
         })?
         .to_thread_local();
+        // Most blobs of a fetched pack are deltas against other blobs, in chains up to 50
+        // long; without a cache of delta bases, reading every file of a checkout inflates
+        // each chain again from its start (most of the time of a large checkout).
+        repo.objects.set_pack_cache(|| {
+            Box::new(gix::odb::pack::cache::lru::StaticLinkedList::<64>::new(
+                DELTA_BASE_CACHE_BYTES,
+            ))
+        });
 
         let (gix_url, ssh_command, ssh_log) = match url.scheme {
             Scheme::Ssh => {

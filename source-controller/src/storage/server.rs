@@ -108,7 +108,7 @@ pub async fn serve(
         .map_err(|source| ServeError::Bind { addr, source })?;
     tracing::info!(addr = %local_addr, "serving artifacts");
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(toolkit_sdk::net::no_delay(listener), app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .map_err(|source| ServeError::Serve { source })
