@@ -204,6 +204,114 @@ async fn a_new_commit_becomes_a_new_revision_and_old_artifacts_are_collected() -
     Ok(())
 }
 
+/// The revision a GitRepository's artifact was built from, once it is Ready at `revision`.
+async fn wait_for_revision(
+    env: &support::Env,
+    name: &str,
+    revision: &str,
+) -> Result<source_controller::api::v1::GitRepositoryStatus> {
+    let repo = env
+        .wait_for::<GitRepository>(name, &format!("ready at {revision}"), |r| {
+            ready(r) && artifact_revision(r) == Some(revision)
+        })
+        .await?;
+    Ok(repo.status.unwrap())
+}
+
+#[tokio::test]
+async fn force_pushed_branches_moved_tags_and_deleted_branches_reach_the_status() -> Result<()> {
+    let env = env("gitrepo-history").await?;
+    let server = GitServer::new()?;
+    let repo = server.create_repo("app")?;
+    let wc = repo.working_copy()?;
+    let c1 = wc.commit(&[("app.yaml", "v: 1\n")], "one")?;
+    let c2 = wc.commit(&[("app.yaml", "v: 2\n")], "two")?;
+    wc.create_branch("feature", &c2)?;
+    wc.tag("stable", &c1)?;
+    let http = server.serve_http(HttpOptions::default())?;
+
+    env.create::<GitRepository>(git_repository(
+        "branch",
+        &http.url("app"),
+        json!({"ref": {"branch": "feature"}}),
+    ))
+    .await?;
+    env.create::<GitRepository>(git_repository(
+        "tag",
+        &http.url("app"),
+        json!({"ref": {"tag": "stable"}}),
+    ))
+    .await?;
+    let branch_at_c2 = wait_for_revision(&env, "branch", &format!("feature@sha1:{c2}")).await?;
+    wait_for_revision(&env, "tag", &format!("stable@sha1:{c1}")).await?;
+
+    // A force-push that rewinds the branch: the artifact follows it back to the old content.
+    wc.force_push_branch("feature", &c1)?;
+    env.request_reconcile::<GitRepository>("branch").await?;
+    let rewound = wait_for_revision(&env, "branch", &format!("feature@sha1:{c1}")).await?;
+    let rewound_artifact = rewound.artifact.unwrap();
+    assert_ne!(
+        rewound_artifact.digest,
+        branch_at_c2.artifact.unwrap().digest
+    );
+    let (_tmp, dir) = fetch(&rewound_artifact).await?;
+    assert_eq!(files(&dir)?["app.yaml"], "v: 1\n");
+
+    // A tag moved to another commit is a new revision.
+    wc.tag("stable", &c2)?;
+    env.request_reconcile::<GitRepository>("tag").await?;
+    let moved = wait_for_revision(&env, "tag", &format!("stable@sha1:{c2}")).await?;
+    let (_tmp, dir) = fetch(moved.artifact.as_ref().unwrap()).await?;
+    assert_eq!(files(&dir)?["app.yaml"], "v: 2\n");
+
+    // The branch is deleted: the object fails with the branch named, and the last artifact
+    // stays recorded and served.
+    wc.delete_branch("feature")?;
+    env.request_reconcile::<GitRepository>("branch").await?;
+    let failed = env
+        .wait_for::<GitRepository>("branch", "failing on the deleted branch", |r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| ready_is(&s.conditions, "False", "GitOperationFailed"))
+        })
+        .await?;
+    let status = failed.status.unwrap();
+    let message = &condition(&status.conditions, "Ready").unwrap().message;
+    assert!(message.contains("feature"), "{message}");
+    assert_eq!(status.artifact.as_ref(), Some(&rewound_artifact));
+    let (_tmp, dir) = fetch(&rewound_artifact).await?;
+    assert_eq!(files(&dir)?["app.yaml"], "v: 1\n");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_commit_that_changes_only_excluded_files_keeps_the_digest() -> Result<()> {
+    let env = env("gitrepo-digest").await?;
+    let server = GitServer::new()?;
+    let repo = server.create_repo("app")?;
+    let wc = repo.working_copy()?;
+    let first = wc.commit(&[("app.yaml", "v: 1\n"), ("README.md", "one\n")], "one")?;
+    let http = server.serve_http(HttpOptions::default())?;
+    env.create::<GitRepository>(git_repository("app", &http.url("app"), json!({})))
+        .await?;
+    let one = wait_for_revision(&env, "app", &format!("master@sha1:{first}")).await?;
+    let one = one.artifact.unwrap();
+
+    // Only a file of Flux's default exclusions changes: a new revision, the same content.
+    let second = wc.commit(&[(".github/workflows/ci.yaml", "on: push\n")], "ci")?;
+    env.request_reconcile::<GitRepository>("app").await?;
+    let two = wait_for_revision(&env, "app", &format!("master@sha1:{second}")).await?;
+    let two = two.artifact.unwrap();
+    assert_eq!(two.digest, one.digest, "same content, same digest");
+
+    // A change to a file that is archived changes the digest.
+    let third = wc.commit(&[("README.md", "two\n")], "docs")?;
+    env.request_reconcile::<GitRepository>("app").await?;
+    let three = wait_for_revision(&env, "app", &format!("master@sha1:{third}")).await?;
+    assert_ne!(three.artifact.unwrap().digest, one.digest);
+    Ok(())
+}
+
 #[tokio::test]
 async fn rejected_credentials_fail_with_the_reason_while_the_last_artifact_stays_served()
 -> Result<()> {
