@@ -286,6 +286,37 @@ pub fn set(
     normalize(conditions);
 }
 
+/// The longest condition message the API server accepts, in characters (the `maxLength` of
+/// `metav1.Condition.message`); a status write with a longer one is rejected as a whole.
+pub const MESSAGE_MAX_CHARS: usize = 32768;
+
+/// Shortens every message longer than [`MESSAGE_MAX_CHARS`] characters to its beginning (where
+/// errors say what failed) followed by a note of how much was cut, so the status that carries
+/// it can still be written. Returns whether a message was shortened.
+pub fn limit_messages(conditions: &mut [Condition]) -> bool {
+    let mut shortened = false;
+    for condition in conditions.iter_mut() {
+        let total = condition.message.chars().count();
+        if total <= MESSAGE_MAX_CHARS {
+            continue;
+        }
+        // The note added below is well under 64 characters.
+        let keep = MESSAGE_MAX_CHARS - 64;
+        let cut_at = condition
+            .message
+            .char_indices()
+            .nth(keep)
+            .map_or(condition.message.len(), |(index, _)| index);
+        condition.message.truncate(cut_at);
+        condition.message.push_str(&format!(
+            " ... [{} more characters not shown]",
+            total - keep
+        ));
+        shortened = true;
+    }
+    shortened
+}
+
 /// Insert or update a whole condition, following the rules of [`set`]: the given
 /// `lastTransitionTime` is used for a new condition or a status change (the existing one is
 /// kept otherwise), and `observedGeneration` is taken from the condition as given.
@@ -1148,5 +1179,53 @@ mod tests {
             [status::TRUE, status::FALSE, status::UNKNOWN],
             ["True", "False", "Unknown"]
         );
+    }
+
+    #[test]
+    fn messages_over_the_api_limit_are_shortened_at_a_character_boundary() {
+        let stamp = Stamp::new(at(T0), Some(1));
+        let mut conditions = Vec::new();
+        // Multi-byte characters: the limit counts characters, as the API server does.
+        let long = "é".repeat(MESSAGE_MAX_CHARS + 10);
+        set(
+            &mut conditions,
+            &stamp,
+            "Ready",
+            "False",
+            "BuildFailed",
+            &long,
+        );
+        set(
+            &mut conditions,
+            &stamp,
+            "Healthy",
+            "True",
+            "Succeeded",
+            "short",
+        );
+        let exactly = "x".repeat(MESSAGE_MAX_CHARS);
+        set(
+            &mut conditions,
+            &stamp,
+            "Stalled",
+            "True",
+            "BuildFailed",
+            &exactly,
+        );
+
+        assert!(limit_messages(&mut conditions));
+        let ready = get(&conditions, "Ready").unwrap();
+        assert!(ready.message.chars().count() <= MESSAGE_MAX_CHARS);
+        assert!(ready.message.starts_with("éé"));
+        assert!(
+            ready
+                .message
+                .ends_with(" ... [74 more characters not shown]"),
+            "{}",
+            &ready.message[ready.message.len() - 60..]
+        );
+        assert_eq!(get(&conditions, "Healthy").unwrap().message, "short");
+        assert_eq!(get(&conditions, "Stalled").unwrap().message, exactly);
+        assert!(!limit_messages(&mut conditions), "already within the limit");
     }
 }

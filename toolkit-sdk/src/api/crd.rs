@@ -22,7 +22,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 
 /// `metav1.Condition` validation: the longest message.
-const CONDITION_MESSAGE_MAX_LENGTH: i64 = 32768;
+const CONDITION_MESSAGE_MAX_LENGTH: i64 = crate::conditions::MESSAGE_MAX_CHARS as i64;
 /// `metav1.Condition` validation: the longest reason.
 const CONDITION_REASON_MAX_LENGTH: i64 = 1024;
 /// `metav1.Condition` validation: what a reason looks like.

@@ -77,6 +77,11 @@ pub fn finish<S: FluxStatus>(
         }
     };
     conditions::summarize_ready(conditions, stamp, &summary);
+    if conditions::limit_messages(conditions) {
+        tracing::warn!(
+            "a condition message was longer than the API server accepts; its end is cut in the status"
+        );
+    }
     let finished = match result {
         Ok(_) => true,
         Err(err) => err.is_stalled(),
@@ -178,6 +183,23 @@ mod tests {
         assert_eq!(status.conditions[0].message, "hello applied");
         assert_eq!(status.conditions[0].observed_generation, Some(3));
         assert_eq!(status.observed_generation, 3);
+    }
+
+    #[test]
+    fn an_error_longer_than_the_api_accepts_still_fits_in_the_status() {
+        let mut status = fresh();
+        let err = ReconcileError::stalled("BuildFailed", "x".repeat(100_000));
+        run(&mut status, 2, Err(&err));
+        for condition in &status.conditions {
+            assert!(
+                condition.message.chars().count() <= conditions::MESSAGE_MAX_CHARS,
+                "{} has {} characters",
+                condition.type_,
+                condition.message.len()
+            );
+            assert!(condition.message.starts_with("xxxx"));
+        }
+        assert_eq!(types_of(&status)[0], ("Ready", "False", "BuildFailed"));
     }
 
     #[test]
