@@ -13,11 +13,12 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams}
 use kube::core::GroupVersionKind;
 use notification_controller::api::v1::{Receiver, webhook_path};
 use notification_controller::controller::receiver::ReceiverReconciler;
+use notification_controller::controller::secret_changes::receivers_of_changed_secrets;
 use notification_controller::receiver::{ReceiverServerConfig, ReceiverState, serve};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use toolkit_sdk::conditions;
-use toolkit_sdk::runtime::{Controller, ControllerOptions};
+use toolkit_sdk::runtime::{ControllerOptions, Manager};
 
 const WAIT: Duration = Duration::from_secs(30);
 const TOKEN: &str = "webhook-s3cret";
@@ -63,7 +64,11 @@ async fn env_with(prefix: &str, configure: impl FnOnce(&mut ReceiverServerConfig
     options.runtime.max_retry_delay = Duration::from_secs(1);
     options.observability.metrics_addr = "127.0.0.1:0".parse().unwrap();
     options.observability.health_addr = "127.0.0.1:0".parse().unwrap();
-    let controller = Controller::new(ReceiverReconciler::new(), options);
+    // Wired as the controller binary wires it: Secret changes request reconciles.
+    let controller = Manager::new(options).with_controller_requested_by(
+        ReceiverReconciler::new(),
+        receivers_of_changed_secrets(client.clone(), Some(ns.clone()), None),
+    );
     let controller_stop = controller.shutdown_token();
     tokio::spawn(controller.run(client.clone()));
 
@@ -288,6 +293,56 @@ async fn missing_secret_or_token_key_is_not_ready_until_fixed() -> Result<()> {
         ready.webhook_path(),
         Some(webhook_path(TOKEN.as_bytes(), "r", &env.ns).as_str())
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rotated_token_moves_the_webhook_path_without_waiting_for_the_interval() -> Result<()> {
+    let env = env("recv-rotate").await?;
+    env.secret("webhook-token", &[("token", TOKEN)]).await?;
+    let mut spec = github_spec(&["push"]);
+    spec["interval"] = json!("1h");
+    let old_url = env.receiver("github", spec).await?;
+    let old_path = webhook_path(TOKEN.as_bytes(), "github", &env.ns);
+    assert!(old_url.ends_with(&old_path));
+
+    // Only the Secret changes; the Receiver's next interval is an hour away.
+    let rotated = "a-new-token-after-rotation";
+    Api::<Secret>::namespaced(env.client.clone(), &env.ns)
+        .patch(
+            "webhook-token",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"token": rotated}})),
+        )
+        .await?;
+    let new_path = webhook_path(rotated.as_bytes(), "github", &env.ns);
+    let started = Instant::now();
+    env.wait_receiver("github", "the rotated token's path", |r| {
+        r.webhook_path() == Some(new_path.as_str())
+    })
+    .await?;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // The server follows: the new path is served, the old one is gone.
+    let deadline = Instant::now() + WAIT;
+    while env.state.index().get(&new_path).is_none() || env.state.index().get(&old_path).is_some() {
+        if Instant::now() > deadline {
+            bail!("the webhook server did not move to {new_path}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let response = env
+        .http
+        .post(&old_url)
+        .header("x-github-event", "ping")
+        .body("{}")
+        .send()
+        .await?;
+    assert_eq!(response.status(), 404);
     Ok(())
 }
 

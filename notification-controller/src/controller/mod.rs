@@ -31,6 +31,7 @@ pub mod alert;
 pub mod args;
 pub mod provider;
 pub mod receiver;
+pub mod secret_changes;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -209,7 +210,7 @@ impl NotificationController {
             client.clone(),
             ReceiverServerConfig {
                 namespace: namespace.clone(),
-                label_selector: selector,
+                label_selector: selector.clone(),
                 no_cross_namespace_refs: config.no_cross_namespace_refs,
                 ..ReceiverServerConfig::new(CONTROLLER_NAME)
             },
@@ -222,7 +223,14 @@ impl NotificationController {
             .with_metrics(metrics.clone())
             .with_controller(ProviderReconciler::new(recheck))
             .with_controller(AlertReconciler::new(recheck))
-            .with_controller(ReceiverReconciler::new());
+            .with_controller_requested_by(
+                ReceiverReconciler::new(),
+                secret_changes::receivers_of_changed_secrets(
+                    client.clone(),
+                    namespace.clone(),
+                    selector.clone(),
+                ),
+            );
         let shutdown = manager.shutdown_token();
         let drained = intake.clone();
         let receiver_addr_flag = config.receiver_addr;

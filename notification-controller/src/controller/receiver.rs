@@ -11,10 +11,8 @@
 //! 3. **Path.** `status.webhookPath` = `/hook/` + hex(sha256(token + name + namespace));
 //!    `Ready=True`, reason `Succeeded`, "Receiver initialized for path: /hook/...".
 //!
-//! # Caveats
-//!
-//! A change to the Secret alone (a rotated token) is picked up at the next interval (`10m`
-//! by default) or on a reconcile request; Flux also watches the Secret.
+//! A change to the Secret (a rotated token, a Secret created late) reconciles the Receivers
+//! that reference it at once ([`super::secret_changes`]).
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
