@@ -82,12 +82,14 @@ pub struct RuntimeArgs {
     pub watch_label_selector: String,
 
     /// Sustained queries per second to the Kubernetes API. Accepted for compatibility with
-    /// Flux Deployments; the runtime may use it as a client-side limit.
+    /// Flux Deployments and not applied: Ferroflux does not throttle itself on the client
+    /// side (at Flux's 50/s a thousand Kustomizations would take minutes); the API server's
+    /// priority and fairness limits what each client gets.
     #[arg(long, default_value_t = 50.0, value_name = "QPS")]
     pub kube_api_qps: f32,
 
     /// Burst of queries to the Kubernetes API. Accepted for compatibility with Flux
-    /// Deployments; the runtime may use it as a client-side limit.
+    /// Deployments and not applied (see `--kube-api-qps`).
     #[arg(long, default_value_t = 300, value_name = "N")]
     pub kube_api_burst: u32,
 }
