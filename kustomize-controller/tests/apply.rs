@@ -8,14 +8,16 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
+use kustomize_controller::api::v1::DriftIgnoreRule;
 use kustomize_controller::apply::{
-    Action, ApiCache, ApplyError, ApplyOptions, ChangeSet, DeleteOptions, ManagerOptions, Owner,
-    ResourceManager,
+    Action, ApiCache, ApplyError, ApplyOptions, ChangeSet, DeleteOptions, IgnoreRule,
+    ManagerOptions, Owner, ResourceManager,
 };
 use kustomize_controller::object_ref::ObjectRef;
 use serde_json::{Value, json};
@@ -290,6 +292,7 @@ async fn a_crd_and_its_custom_resource_apply_in_one_go() -> Result<()> {
     let options = ApplyOptions {
         force: false,
         crd_wait_timeout: Duration::from_secs(30),
+        ..ApplyOptions::default()
     };
 
     // The custom resource comes first in the input: staging puts the CRD before it.
@@ -541,6 +544,84 @@ async fn a_change_by_another_field_manager_is_reverted() -> Result<()> {
 
     let set = manager.apply_all(vec![desired.clone()], &options).await?;
     assert_eq!(action_of(&set, &desired), Action::Unchanged);
+    ns.delete().await
+}
+
+fn web_deployment(ns: &str, replicas: i64, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": image}]}
+            }
+        }
+    })
+}
+
+async fn replicas_and_image(api: &Api<Deployment>) -> Result<(i32, String)> {
+    let live = api.get("web").await?;
+    let spec = live.spec.unwrap();
+    let image = spec.template.spec.unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap();
+    Ok((spec.replicas.unwrap(), image))
+}
+
+#[tokio::test]
+async fn drift_ignore_rules_leave_an_autoscaled_replica_count_alone() -> Result<()> {
+    let (ns, manager) = setup("apply-ignore").await?;
+    let api: Api<Deployment> = Api::namespaced(ns.client.clone(), &ns.name);
+    let rule: DriftIgnoreRule = serde_json::from_value(json!({
+        "paths": ["/spec/replicas"],
+        "target": {"kind": "Deployment", "name": "web"}
+    }))?;
+    let ignoring = ApplyOptions {
+        ignore: IgnoreRule::compile_all(&[rule]).map_err(anyhow::Error::msg)?,
+        ..ApplyOptions::default()
+    };
+
+    // Created as the source says, replicas included.
+    let v1 = web_deployment(&ns.name, 2, "web:1");
+    let set = manager.apply_all(vec![v1.clone()], &ignoring).await?;
+    assert_eq!(action_of(&set, &v1), Action::Created);
+    assert_eq!(replicas_and_image(&api).await?, (2, "web:1".to_owned()));
+
+    // Nobody else touched the count: the rule does not reset it to the default either.
+    let set = manager.apply_all(vec![v1.clone()], &ignoring).await?;
+    assert_eq!(action_of(&set, &v1), Action::Unchanged);
+    assert_eq!(replicas_and_image(&api).await?, (2, "web:1".to_owned()));
+
+    // An autoscaler scales through the scale subresource.
+    let autoscaler = PatchParams {
+        field_manager: Some("autoscaler".into()),
+        ..PatchParams::default()
+    };
+    api.patch_scale(
+        "web",
+        &autoscaler,
+        &Patch::Merge(json!({"spec": {"replicas": 5}})),
+    )
+    .await?;
+
+    // Not drift; and a real change (the image) is applied without touching the count.
+    let set = manager.apply_all(vec![v1.clone()], &ignoring).await?;
+    assert_eq!(action_of(&set, &v1), Action::Unchanged);
+    let v2 = web_deployment(&ns.name, 2, "web:2");
+    let set = manager.apply_all(vec![v2.clone()], &ignoring).await?;
+    assert_eq!(action_of(&set, &v2), Action::Configured);
+    assert_eq!(replicas_and_image(&api).await?, (5, "web:2".to_owned()));
+
+    // Without the rule the source's count wins again.
+    let set = manager
+        .apply_all(vec![v2.clone()], &ApplyOptions::default())
+        .await?;
+    assert_eq!(action_of(&set, &v2), Action::Configured);
+    assert_eq!(replicas_and_image(&api).await?, (2, "web:2".to_owned()));
     ns.delete().await
 }
 

@@ -427,4 +427,25 @@ async fn bad_references_are_reported() {
         "{}",
         ready_message(&ks)
     );
+    // A drift ignore rule that cannot work stalls with the rule named.
+    let mut bad_rule = spec("./", json!({}));
+    bad_rule["driftIgnoreRules"] = json!([{"paths": ["spec/replicas"]}]);
+    env.kustomization("badrule", bad_rule).await.unwrap();
+    let ks = env
+        .wait_ready("badrule", "False", "ReconciliationFailed")
+        .await
+        .unwrap();
+    assert!(
+        ready_message(&ks).contains("spec.driftIgnoreRules[0]: path 'spec/replicas'"),
+        "{}",
+        ready_message(&ks)
+    );
+    let stalled = ks
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Stalled" && c.status == "True");
+    assert!(stalled, "a configuration error is not retried");
 }

@@ -16,6 +16,7 @@ use tracing::debug;
 use super::changeset::{Action, Change, ChangeSet};
 use super::discovery::{ApiCache, DiscoveryError, ResolvedKind};
 use super::error::{ApplyError, Failure};
+use super::ignore;
 use super::options::{ApplyOptions, DeleteOptions, ManagerOptions, Propagation};
 use super::policy::{self, Stage};
 use crate::object_ref::ObjectRef;
@@ -295,6 +296,9 @@ impl ResourceManager {
             || (live.is_some() && policy::is_if_not_present(&desired.object));
         if skip {
             return Ok(done(desired.reference, Action::Skipped));
+        }
+        if let Some(live) = &live {
+            ignore::keep_live_values(&options.ignore, &mut desired.object, live);
         }
 
         let mut recreated = false;

@@ -15,6 +15,8 @@
 //!   `Merge`, `IfNotPresent`, `Ignore`), `.../force: enabled`, `.../prune: disabled`,
 //!   `.../reconcile: disabled`.
 //! - A stage is written only when the dry-run of every object in it passed.
+//! - Paths named by `spec.driftIgnoreRules` keep their live values on existing objects
+//!   ([`ignore`]): neither reported as drift nor written back.
 //!
 //! # Errors
 //! [`ApplyError`] names the object (`Kind/namespace/name`) and carries the API server's
@@ -31,6 +33,7 @@
 pub mod changeset;
 pub mod discovery;
 pub mod error;
+pub mod ignore;
 pub mod manager;
 pub mod options;
 pub mod policy;
@@ -38,6 +41,7 @@ pub mod policy;
 pub use changeset::{Action, Change, ChangeSet};
 pub use discovery::{ApiCache, DiscoveryError, ResolvedKind};
 pub use error::ApplyError;
+pub use ignore::IgnoreRule;
 pub use manager::{DEFAULT_CONCURRENCY, ResourceManager};
 pub use options::{
     ApplyOptions, DEFAULT_TAKEOVER_MANAGERS, DeleteOptions, ManagerOptions, Owner, Propagation,

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::IgnoreRule;
+
 /// Field managers whose fields an apply takes over by default (Flux's list): `kubectl apply
 /// --server-side` (`kubectl`), client-side `kubectl apply`/`edit`/`patch` (`kubectl-*`), and
 /// `before-first-apply` (what the API server names fields set before the first server-side
@@ -55,14 +57,17 @@ pub struct ApplyOptions {
     /// How long to wait for applied CustomResourceDefinitions to be established and served
     /// (and for a recreated object to be gone).
     pub crd_wait_timeout: Duration,
+    /// `spec.driftIgnoreRules`: fields existing objects keep as they are live.
+    pub ignore: Vec<IgnoreRule>,
 }
 
 impl Default for ApplyOptions {
-    /// No force; one minute for CRDs.
+    /// No force; one minute for CRDs; nothing ignored.
     fn default() -> Self {
         Self {
             force: false,
             crd_wait_timeout: Duration::from_secs(60),
+            ignore: Vec::new(),
         }
     }
 }

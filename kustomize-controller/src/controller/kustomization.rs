@@ -63,8 +63,8 @@ use crate::api::v1::{
     SubstituteKind, upsert_history,
 };
 use crate::apply::{
-    ApplyOptions, ChangeSet, DEFAULT_TAKEOVER_MANAGERS, DeleteOptions, ManagerOptions, Owner,
-    ResourceManager,
+    ApplyOptions, ChangeSet, DEFAULT_TAKEOVER_MANAGERS, DeleteOptions, IgnoreRule, ManagerOptions,
+    Owner, ResourceManager,
 };
 use crate::decrypt::Decryptor;
 use crate::health::{CustomHealthCheck, HealthChecker, HealthError};
@@ -199,6 +199,12 @@ impl Reconciler for KustomizationReconciler {
             )
             .with_source(err));
         }
+        let ignore = IgnoreRule::compile_all(&spec.drift_ignore_rules).map_err(|why| {
+            ReconcileError::stalled(
+                reasons::RECONCILIATION_FAILED,
+                format!("Reconciliation failed terminally due to configuration error: {why}"),
+            )
+        })?;
         if spec.decryption.as_ref().is_some_and(|d| {
             d.service_account_name
                 .as_deref()
@@ -360,6 +366,7 @@ impl Reconciler for KustomizationReconciler {
             let options = ApplyOptions {
                 force: spec.force,
                 crd_wait_timeout: timeout,
+                ignore,
             };
             match tokio::time::timeout(timeout, manager.apply_all(to_apply, &options)).await {
                 Ok(Ok(changes)) => changes,
