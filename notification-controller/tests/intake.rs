@@ -592,3 +592,66 @@ async fn a_provider_with_a_missing_secret_says_so_and_sends_nothing() -> Result<
     env.controller.stop().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn commit_status_expr_names_the_commit_status() -> Result<()> {
+    let env = env("intake-status-expr").await?;
+    let sink = Sink::start().await?;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "git-token", "namespace": env.ns},
+        "stringData": {"token": "t0ken"}
+    }))?;
+    env.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await?;
+    env.provider(
+        "status",
+        json!({
+            "type": "github",
+            "address": format!("{}org/repo", sink.url),
+            "secretRef": {"name": "git-token"},
+            "commitStatusExpr": "event.involvedObject.kind.lowerAscii() + '/' + event.involvedObject.name + '/' + alert.metadata.name + '/' + provider.metadata.name"
+        }),
+    )
+    .await?;
+    env.alert(
+        "commits",
+        json!({
+            "providerRef": {"name": "status"},
+            "eventSources": [{"kind": "Kustomization", "name": "*"}]
+        }),
+    )
+    .await?;
+    env.wait_ready::<Provider>("status", "True", "Succeeded")
+        .await?;
+
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let mut event = env.event("webapp", "info", "Applied revision");
+    event["metadata"]["kustomize.toolkit.fluxcd.io/revision"] = json!(format!("main@sha1:{sha}"));
+    assert_eq!(env.post(&event).await?, 202);
+    let posted = sink
+        .wait_for(&format!("/api/v3/repos/org/repo/statuses/{sha}"), 1)
+        .await?;
+    assert_eq!(
+        posted[0]["context"],
+        json!("kustomization/webapp/commits/status")
+    );
+
+    // An expression that does not parse stalls the Provider.
+    env.provider(
+        "broken",
+        json!({
+            "type": "github",
+            "address": format!("{}org/repo", sink.url),
+            "secretRef": {"name": "git-token"},
+            "commitStatusExpr": "event.("
+        }),
+    )
+    .await?;
+    let message = env
+        .wait_ready::<Provider>("broken", "False", "InvalidCELExpression")
+        .await?;
+    assert!(message.contains("commitStatusExpr"), "{message}");
+    env.controller.stop().await?;
+    Ok(())
+}

@@ -4,6 +4,8 @@
 //! fails to go out. Here every Provider is checked when it changes, when asked
 //! (`reconcile.fluxcd.io/requestedAt`) and every `spec.interval` (10m by default):
 //!
+//! 0. **Expression.** A `spec.commitStatusExpr` that is not valid CEL: `Ready=False` and
+//!    `Stalled=True`, reason `InvalidCELExpression`.
 //! 1. **Secrets.** `secretRef`, `certSecretRef` and `proxySecretRef` are read and their keys
 //!    resolved as the event intake does. A missing Secret or an unusable key: `Ready=False`,
 //!    reason `ValidationFailed`, a message naming the Secret and the key, a `Warning` event;
@@ -74,6 +76,15 @@ impl Reconciler for ProviderReconciler {
         _status: &mut ProviderStatus,
         ctx: &Context,
     ) -> Result<Outcome, ReconcileError> {
+        let expr = obj.spec.commit_status_expr.trim();
+        if !expr.is_empty()
+            && let Err(err) = toolkit_sdk::cel::Expression::compile(expr)
+        {
+            return Err(ReconcileError::stalled(
+                toolkit_sdk::conditions::reasons::INVALID_CEL_EXPRESSION,
+                format!("invalid spec.commitStatusExpr: {err}"),
+            ));
+        }
         let settings = settings::resolve(ctx.client(), obj)
             .await
             .map_err(|err| self.secret_error(err))?;

@@ -71,6 +71,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use toolkit_sdk::cel::Expression;
 use toolkit_sdk::events::{EventRecorder, EventSeverity, FluxEvent};
 
 use self::event::InvalidEvent;
@@ -687,6 +688,45 @@ impl Inner {
         }
     }
 
+    /// The commit status key the Provider's `spec.commitStatusExpr` gives for `event`
+    /// (variables `event`, `provider` and `alert`, as in Flux); `None` when it has none or
+    /// its type sets no commit status.
+    fn commit_status_id(
+        &self,
+        provider: &Provider,
+        alert: &CompiledAlert,
+        event: &FluxEvent,
+    ) -> Result<Option<String>, String> {
+        let source = provider.spec.commit_status_expr.trim();
+        if source.is_empty() || !provider.spec.type_.is_commit_status() {
+            return Ok(None);
+        }
+        let expression = Expression::compile(source).map_err(|e| e.to_string())?;
+        let to_json = |value: serde_json::Result<serde_json::Value>| {
+            value.map_err(|e| format!("cannot pass the objects to commitStatusExpr: {e}"))
+        };
+        let event = to_json(serde_json::to_value(event))?;
+        let provider = to_json(serde_json::to_value(provider))?;
+        let alert = match self
+            .alert_store
+            .get(&ObjectRef::<Alert>::new(&alert.name).within(&alert.namespace))
+        {
+            Some(object) => to_json(serde_json::to_value(&*object))?,
+            None => serde_json::Value::Null,
+        };
+        let vars = [
+            ("event", &event),
+            ("provider", &provider),
+            ("alert", &alert),
+        ];
+        match expression.evaluate(&vars).map_err(|e| e.to_string())? {
+            serde_json::Value::String(id) if !id.trim().is_empty() => Ok(Some(id)),
+            other => Err(format!(
+                "commitStatusExpr '{source}' must evaluate to a non-empty string, not {other}"
+            )),
+        }
+    }
+
     /// The labels of the event's object, read from the API (metadata only).
     async fn object_labels(&self, event: &FluxEvent) -> Result<BTreeMap<String, String>, String> {
         let object = &event.involved_object;
@@ -776,7 +816,24 @@ impl Inner {
             );
             return;
         };
-        match notifier.send(&notification).await {
+        let status_id = match self.commit_status_id(&provider, &alert, &notification) {
+            Ok(id) => id,
+            Err(message) => {
+                self.fail(
+                    &alert,
+                    format!(
+                        "failed to dispatch notification for {}: provider '{}': {message}",
+                        object_string(&event),
+                        provider.name_any()
+                    ),
+                );
+                return;
+            }
+        };
+        match notifier
+            .send_with_status_id(&notification, status_id.as_deref())
+            .await
+        {
             Ok(()) => {
                 self.metrics.count_delivery(DeliveryResult::Success);
                 tracing::debug!(alert = %alert.key(), object = %object_string(&event), "notification sent");

@@ -207,6 +207,7 @@ impl Git {
         &self,
         call: &mut Call<'_>,
         event: &Event<'_>,
+        status_id: Option<&str>,
     ) -> Result<(), DeliveryError> {
         if let GitKind::GitHubDispatch(repo) = &self.kind {
             if event.is_commit_status_update() {
@@ -233,9 +234,9 @@ impl Git {
         if progressing && !matches!(self.kind, GitKind::Gitea(_)) {
             return Ok(());
         }
-        let id = self
-            .status_override
-            .clone()
+        let id = status_id
+            .map(str::to_owned)
+            .or_else(|| self.status_override.clone())
             .unwrap_or_else(|| format::commit_status_id(&self.provider_uid, event.raw));
         let description = event.description();
         let error = event.is_error();

@@ -511,12 +511,27 @@ impl Notifier {
     /// A [`DeliveryError`] when the service could not be reached or refused the message
     /// after the retries the [`RetryPolicy`] and the Provider's timeout allow.
     pub async fn send(&self, event: &FluxEvent) -> Result<(), DeliveryError> {
+        self.send_with_status_id(event, None).await
+    }
+
+    /// Like [`send`](Self::send), with the commit status key for this event (what the
+    /// Provider's `spec.commitStatusExpr` gave); `None` keeps the default key. Only the Git
+    /// commit status types use it.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub async fn send_with_status_id(
+        &self,
+        event: &FluxEvent,
+        status_id: Option<&str>,
+    ) -> Result<(), DeliveryError> {
         let event = format::Event::new(event);
         let mut call = Call::new(&self.inner.transport);
         match &self.inner.kind {
             Kind::Chat(chat) => chat.send(&mut call, &event).await,
             Kind::Alerting(alerting) => alerting.send(&mut call, &event).await,
-            Kind::Git(git) => git.send(&mut call, &event).await,
+            Kind::Git(git) => git.send(&mut call, &event, status_id).await,
         }
     }
 }
