@@ -1171,6 +1171,23 @@ async fn bad_provider_settings_are_refused_clearly() {
 /// A CA and an HTTPS server on 127.0.0.1 with a certificate it signed; answers 200 to one
 /// request per connection and records the request line.
 async fn https_server() -> (SocketAddr, Vec<u8>, Arc<Mutex<Vec<String>>>) {
+    let (addr, ca, seen, _) = https_server_with(false).await;
+    (addr, ca, seen)
+}
+
+/// A client certificate and its key (PEM).
+type ClientIdentity = (Vec<u8>, Vec<u8>);
+
+/// [`https_server`]; with `require_client_cert`, the server accepts only clients presenting a
+/// certificate signed by the same CA, and one such certificate is returned.
+async fn https_server_with(
+    require_client_cert: bool,
+) -> (
+    SocketAddr,
+    Vec<u8>,
+    Arc<Mutex<Vec<String>>>,
+    Option<ClientIdentity>,
+) {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
         KeyPair, KeyUsagePurpose, SanType,
@@ -1199,8 +1216,30 @@ async fn https_server() -> (SocketAddr, Vec<u8>, Arc<Mutex<Vec<String>>>) {
     let key = KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
 
-    let config = tokio_rustls::rustls::ServerConfig::builder()
-        .with_no_client_auth()
+    let mut client_identity = None;
+    let builder = tokio_rustls::rustls::ServerConfig::builder();
+    let builder = if require_client_cert {
+        let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client_params
+            .distinguished_name
+            .push(DnType::CommonName, "notification-controller");
+        client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client_key = KeyPair::generate().unwrap();
+        let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
+        client_identity = Some((
+            client_cert.pem().into_bytes(),
+            client_key.serialize_pem().into_bytes(),
+        ));
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        roots.add(ca_cert.der().clone()).unwrap();
+        let verifier = tokio_rustls::rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+            .build()
+            .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder
         .with_single_cert(
             vec![cert.der().clone()],
             tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
@@ -1233,7 +1272,7 @@ async fn https_server() -> (SocketAddr, Vec<u8>, Arc<Mutex<Vec<String>>>) {
             });
         }
     });
-    (addr, ca_cert.pem().into_bytes(), seen)
+    (addr, ca_cert.pem().into_bytes(), seen, client_identity)
 }
 
 /// Reads one HTTP/1.1 request (head and `content-length` body); returns its request line.
@@ -1290,4 +1329,32 @@ async fn https_with_a_custom_ca_works_and_is_refused_without_it() {
 
 fn settings_without_ca(url: String) -> ProviderSettings {
     settings("generic", url)
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_presented_to_servers_that_require_one() {
+    let (addr, ca, seen, identity) = https_server_with(true).await;
+    let (cert, key) = identity.unwrap();
+    let url = format!("https://127.0.0.1:{}/mtls", addr.port());
+    let with_identity = ProviderSettings {
+        ca_pem: Some(ca.clone()),
+        client_cert_pem: Some(cert),
+        client_key_pem: Some(key),
+        ..settings("generic", url.clone())
+    };
+    send(with_identity, &event()).await.unwrap();
+    assert_eq!(seen.lock().unwrap().as_slice(), ["POST /mtls HTTP/1.1"]);
+
+    // Trusting the server is not enough: without the client certificate the handshake fails.
+    let ca_only = ProviderSettings {
+        ca_pem: Some(ca),
+        ..settings("generic", url)
+    };
+    let err = send(ca_only, &event()).await.unwrap_err();
+    assert!(matches!(err, DeliveryError::Transport { .. }), "{err:?}");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "no request without the certificate"
+    );
 }
